@@ -1,0 +1,12 @@
+//! Process plumbing shared by every package of the suite: the error type that
+//! carries its exit code, the `NAME: fatal: ...` convention, djb-style error
+//! texts, a getopt with the originals' parsing rules, privilege dropping and
+//! the TAI64N labels of daemontools.
+
+pub mod error;
+pub mod errstr;
+pub mod getopt;
+pub mod privs;
+pub mod tai;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! djbdns dnscache, the dns client tools and the shared stub resolver.

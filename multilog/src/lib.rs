@@ -1,0 +1,1 @@
+//! daemontools logging: multilog and the TAI64N tools.

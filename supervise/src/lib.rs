@@ -1,0 +1,1 @@
+//! daemontools service supervision.

@@ -1,0 +1,1 @@
+//! ucspi-tcp: tcpserver, tcprules and friends.
