@@ -1,1 +1,4 @@
 //! qmail.
+
+pub mod control;
+pub mod home;
