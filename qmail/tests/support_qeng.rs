@@ -1,0 +1,187 @@
+//! Test helpers of the queue side: a private QMAILHOME made by our
+//! installer, a guard that kills child processes by pid, bounded waits.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("qeng-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Kills its child by pid when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The directory of this package's binaries.
+pub fn bindir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_qmail-queue"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    bindir().join(name)
+}
+
+/// A private home laid out by `qmail-install -p`, with control/me set.
+pub struct Home {
+    pub dir: TempDir,
+}
+
+impl Home {
+    pub fn new(tag: &str) -> Home {
+        let dir = TempDir::new(tag);
+        let home = dir.path().join("qmail");
+        let st = Command::new(bin("qmail-install"))
+            .arg("-p")
+            .env("QMAILHOME", &home)
+            .status()
+            .unwrap();
+        assert!(st.success(), "qmail-install -p failed");
+        let h = Home { dir };
+        h.control("me", "example.org\n");
+        h.control("locals", "example.org\nlocalhost\n");
+        h
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("qmail")
+    }
+
+    pub fn control(&self, name: &str, text: &str) {
+        std::fs::write(self.root().join("control").join(name), text).unwrap();
+    }
+
+    pub fn cmd(&self, name: &str) -> Command {
+        let mut c = Command::new(bin(name));
+        c.env("QMAILHOME", self.root());
+        c.env("PATH", path_with_bins());
+        c
+    }
+
+    /// Files (relative to queue/) under `dir`, sorted.
+    pub fn queue_files(&self, dir: &str) -> Vec<String> {
+        let base = self.root().join("queue");
+        let mut out = Vec::new();
+        walk(&base, &base.join(dir), &mut out);
+        out.sort();
+        out
+    }
+
+    /// Run qmail-queue with `message` and raw `envelope`.
+    pub fn qmail_queue(&self, message: &[u8], envelope: &[u8]) -> Output {
+        let envfile = self.dir.path().join("envelope");
+        std::fs::write(&envfile, envelope).unwrap();
+        let mut c = self.cmd("qmail-queue");
+        c.stdin(Stdio::piped())
+            .stdout(std::fs::File::open(&envfile).unwrap())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut i = child.stdin.take().unwrap();
+            let _ = i.write_all(message);
+        }
+        wait_output(child, Duration::from_secs(60))
+    }
+}
+
+fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                out.push(
+                    path.strip_prefix(base)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+}
+
+/// PATH with our binaries first (qmail-start execs through PATH).
+pub fn path_with_bins() -> String {
+    format!(
+        "{}:{}",
+        bindir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// Wait for a child with a deadline; kill it when the deadline passes.
+pub fn wait_output(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let start = Instant::now();
+    let killer = std::thread::spawn(move || {
+        while start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(100));
+            if !alive(pid) {
+                return;
+            }
+        }
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = killer.join();
+    out
+}
+
+/// Whether `pid` is a live (non-zombie) process.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            let state = s.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}
+
+/// Poll `f` until it is true or `limit` passes.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
