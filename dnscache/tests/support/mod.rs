@@ -1,0 +1,236 @@
+//! Test support: a real authoritative server (nsd) on loopback serving zones
+//! the test writes, killed by pid when the guard drops; temp directories; a
+//! free port picked at run time.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("dnscache-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port free on `ip` for both UDP and TCP right now.
+pub fn free_port(ip: &str) -> u16 {
+    for _ in 0..100 {
+        let u = UdpSocket::bind((ip, 0)).unwrap();
+        let port = u.local_addr().unwrap().port();
+        if TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip}");
+}
+
+/// Whether a program is on PATH.
+pub fn have(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+        .unwrap_or(false)
+        || Path::new(prog).is_file()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether the process `pid` is gone or a zombie (PID 1 here may not reap).
+pub fn dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next())
+            .map(|st| st == "Z" || st == "X")
+            .unwrap_or(true),
+    }
+}
+
+/// An nsd serving `zones` on one address and port, killed on drop.
+pub struct Nsd {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: TempDir,
+}
+
+/// The example zone most tests use.
+pub const EXAMPLE_ZONE: &str = r#"$ORIGIN example.test.
+$TTL 3600
+@ IN SOA ns1 hostmaster 1 3600 900 604800 300
+@ IN NS ns1
+ns1 IN A 127.0.0.1
+www IN A 10.1.2.3
+multi IN A 10.0.0.1
+multi IN A 10.0.0.2
+alias IN CNAME www
+alias2 IN CNAME alias
+ext IN CNAME www.other.test.
+loop1 IN CNAME loop2
+loop2 IN CNAME loop1
+@ IN MX 10 mail
+@ IN MX 20 mail2.elsewhere.test.
+mxalias IN CNAME example.test.
+mail IN A 10.1.2.4
+txt IN TXT "hello" "world"
+txt IN TXT "second\001x"
+v6 IN AAAA 2001:db8::1
+v6 IN AAAA 2001:db8::2
+both IN A 10.9.9.9
+both IN AAAA 2001:db8::9
+odd\.name IN A 10.7.7.7
+"#;
+
+/// Zone other.test, for CNAMEs that leave example.test.
+pub const OTHER_ZONE: &str = r#"$ORIGIN other.test.
+$TTL 3600
+@ IN SOA ns1.example.test. hostmaster.example.test. 1 3600 900 604800 300
+@ IN NS ns1.example.test.
+www IN A 10.5.5.5
+"#;
+
+/// Reverse zone for 127.0.0.0/24 and 2001:db8::/120-ish names.
+pub const REVERSE_ZONE: &str = r#"$ORIGIN 0.0.127.in-addr.arpa.
+$TTL 3600
+@ IN SOA ns1.example.test. hostmaster.example.test. 1 3600 900 604800 300
+@ IN NS ns1.example.test.
+1 IN PTR localhost.example.test.
+"#;
+
+pub const REVERSE6_ZONE: &str = r#"$ORIGIN 8.b.d.0.1.0.0.2.ip6.arpa.
+$TTL 3600
+@ IN SOA ns1.example.test. hostmaster.example.test. 1 3600 900 604800 300
+@ IN NS ns1.example.test.
+1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0 IN PTR six.example.test.
+"#;
+
+/// A zone with a TXT record too big for a 512-byte UDP answer.
+pub fn big_zone() -> String {
+    let mut z = String::from(
+        "$ORIGIN big.test.\n$TTL 60\n@ IN SOA ns1.example.test. h.example.test. 1 3600 900 604800 300\n@ IN NS ns1.example.test.\n",
+    );
+    for i in 0..6 {
+        z.push_str(&format!("@ IN TXT \"{}\"\n", format!("{i}").repeat(200)));
+    }
+    for i in 0..40 {
+        z.push_str(&format!("@ IN A 10.20.0.{i}\n"));
+    }
+    z
+}
+
+/// The standard set of zones.
+pub fn standard_zones() -> Vec<(&'static str, String)> {
+    vec![
+        ("example.test", EXAMPLE_ZONE.to_string()),
+        ("other.test", OTHER_ZONE.to_string()),
+        ("0.0.127.in-addr.arpa", REVERSE_ZONE.to_string()),
+        ("8.b.d.0.1.0.0.2.ip6.arpa", REVERSE6_ZONE.to_string()),
+        ("big.test", big_zone()),
+    ]
+}
+
+impl Nsd {
+    /// Start nsd on `ip`:`port` (a free port when 0), or None with the
+    /// reason printed when nsd is not installed.
+    pub fn start(ip: &str, port: u16, zones: &[(&str, String)]) -> Option<Nsd> {
+        let nsd = ["/usr/sbin/nsd", "/usr/local/sbin/nsd"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file());
+        let Some(nsd) = nsd else {
+            eprintln!("skipped: nsd is not installed");
+            return None;
+        };
+        let dir = TempDir::new("nsd");
+        let port = if port == 0 { free_port(ip) } else { port };
+        let d = dir.path().display();
+        let mut conf = format!(
+            "server:\n ip-address: {ip}\n port: {port}\n username: \"\"\n chroot: \"\"\n zonesdir: \"{d}\"\n database: \"\"\n pidfile: \"{d}/nsd.pid\"\n xfrdfile: \"{d}/xfrd.state\"\n xfrdir: \"{d}\"\n zonelistfile: \"{d}/zone.list\"\n logfile: \"{d}/log\"\n server-count: 1\n verbosity: 0\n hide-version: yes\nremote-control:\n control-enable: no\n"
+        );
+        for (name, text) in zones {
+            let file = format!("{name}.zone");
+            std::fs::write(dir.path().join(&file), text).unwrap();
+            conf.push_str(&format!(
+                "zone:\n name: \"{name}\"\n zonefile: \"{file}\"\n"
+            ));
+        }
+        std::fs::write(dir.path().join("nsd.conf"), conf).unwrap();
+        let child = Command::new(nsd)
+            .arg("-d")
+            .arg("-c")
+            .arg(dir.path().join("nsd.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = SocketAddr::new(ip.parse().unwrap(), port);
+        let n = Nsd {
+            child,
+            addr,
+            _dir: dir,
+        };
+        n.wait_ready();
+        Some(n)
+    }
+
+    /// Poll with a SOA query until nsd answers (bounded).
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let q = b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x06\x00\x01";
+        let sock = UdpSocket::bind((self.addr.ip(), 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 512];
+        while Instant::now() < deadline {
+            let _ = sock.send_to(q, self.addr);
+            if sock.recv(&mut buf).is_ok() {
+                return;
+            }
+            if dead(self.child.id()) {
+                panic!("nsd exited at start");
+            }
+        }
+        panic!("nsd did not answer within 30 s");
+    }
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
