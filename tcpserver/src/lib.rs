@@ -1,1 +1,7 @@
-//! ucspi-tcp: tcpserver, tcprules and friends.
+//! ucspi-tcp 0.88 with IPv6: tcpserver, tcprules, tcprulescheck, tcpclient,
+//! rblsmtpd and the small stream tools. Each program's logic is a module
+//! here; src/bin holds only the entry points.
+
+pub mod cdb;
+pub mod rules;
+pub mod tcprules;
