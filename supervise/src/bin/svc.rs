@@ -1,0 +1,4 @@
+fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    common::error::main_exit("svc", supervise::svc::run(&args));
+}
