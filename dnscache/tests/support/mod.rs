@@ -166,6 +166,7 @@ impl Nsd {
         };
         let dir = TempDir::new("nsd");
         let port = if port == 0 { free_port(ip) } else { port };
+        let addr = SocketAddr::new(ip.parse().unwrap(), port);
         let d = dir.path().display();
         let mut conf = format!(
             "server:\n ip-address: {ip}\n port: {port}\n username: \"\"\n chroot: \"\"\n zonesdir: \"{d}\"\n database: \"\"\n pidfile: \"{d}/nsd.pid\"\n xfrdfile: \"{d}/xfrd.state\"\n xfrdir: \"{d}\"\n zonelistfile: \"{d}/zone.list\"\n logfile: \"{d}/log\"\n server-count: 1\n verbosity: 0\n hide-version: yes\nremote-control:\n control-enable: no\n"
@@ -187,7 +188,6 @@ impl Nsd {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let addr = SocketAddr::new(ip.parse().unwrap(), port);
         let n = Nsd {
             child,
             addr,
@@ -233,4 +233,71 @@ impl Drop for Nsd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What a program run printed and how it exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+/// Run `prog args` with `env` added (DNSCACHEIP, LOCALDOMAIN and
+/// DNSREWRITEFILE cleared first), output to files, killed by pid if it
+/// takes longer than two minutes.
+pub fn run(prog: &str, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let dir = TempDir::new("run");
+    let out = std::fs::File::create(dir.path().join("out")).unwrap();
+    let err = std::fs::File::create(dir.path().join("err")).unwrap();
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .env_remove("DNSCACHEIP")
+        .env_remove("LOCALDOMAIN")
+        .env_remove("DNSREWRITEFILE")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{prog} {args:?} did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read =
+        |f: &str| String::from_utf8_lossy(&std::fs::read(dir.path().join(f)).unwrap()).into_owned();
+    Outcome {
+        stdout: read("out"),
+        stderr: read("err"),
+        code: status.code().unwrap_or(-1),
+    }
+}
+
+/// A loopback address whose port 53 is free, for a server the originals
+/// (which always use port 53) can reach; None unless root.
+pub fn free_port53_address() -> Option<String> {
+    if !is_root() {
+        return None;
+    }
+    let base = std::process::id() % 200;
+    for i in 0..200u32 {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst) as u32;
+        let ip = format!("127.53.{}.{}", (base + i) % 250 + 1, n % 250 + 1);
+        if UdpSocket::bind((ip.as_str(), 53)).is_ok()
+            && TcpListener::bind((ip.as_str(), 53)).is_ok()
+        {
+            return Some(ip);
+        }
+    }
+    None
 }
