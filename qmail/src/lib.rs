@@ -1,6 +1,7 @@
 //! qmail.
 
 pub mod bouncesaying;
+pub mod clean;
 pub mod condredirect;
 pub mod control;
 pub mod date822;
@@ -12,8 +13,9 @@ pub mod home;
 pub mod ids;
 pub mod install;
 pub mod local;
-pub mod maildir2mbox;
+pub mod lspawn;
 pub mod maildir;
+pub mod maildir2mbox;
 pub mod maildirmake;
 pub mod maildirwatch;
 pub mod mbox;
@@ -22,4 +24,9 @@ pub mod preline;
 pub mod pw2u;
 pub mod qmail_queue;
 pub mod queue;
+pub mod quote;
+pub mod rspawn;
+pub mod send;
+pub mod spawn;
+pub mod start;
 pub mod users;

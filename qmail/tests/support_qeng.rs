@@ -185,3 +185,156 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// A user of the private home: users/assign maps `joe` and `joe-*` to the
+/// invoking uid with a home directory holding ./Maildir/.
+pub fn add_joe(h: &Home) -> PathBuf {
+    let home = h.dir.path().join("joe");
+    for d in ["Maildir/new", "Maildir/cur", "Maildir/tmp"] {
+        std::fs::create_dir_all(home.join(d)).unwrap();
+    }
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let assign = format!(
+        "=joe:joe:{uid}:{gid}:{}:::\n+joe-:joe:{uid}:{gid}:{}:-::\n.\n",
+        home.display(),
+        home.display()
+    );
+    std::fs::write(h.root().join("users/assign"), assign).unwrap();
+    let st = h.cmd("qmail-newu").current_dir(h.root()).status().unwrap();
+    assert!(st.success(), "qmail-newu failed");
+    home
+}
+
+/// Messages in a Maildir's new/.
+pub fn maildir_new(home: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(home.join("Maildir/new"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// qmail-start and its daemons, logging to a file; stopped by pid on drop.
+pub struct Stack {
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Stack {
+    pub fn start(h: &Home, extra_env: &[(&str, &str)]) -> Stack {
+        let log = h.dir.path().join(format!(
+            "send.log.{}",
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let mut c = h.cmd("qmail-start");
+        c.arg("./Maildir/")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null());
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        let child = c.spawn().unwrap();
+        let s = Stack {
+            child: Some(child),
+            log,
+        };
+        assert!(
+            wait_until(Duration::from_secs(30), || s
+                .log_text()
+                .contains("status: local 0/")),
+            "qmail-send did not start: {}",
+            s.log_text()
+        );
+        s
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_log(&self, needle: &str) -> String {
+        let ok = wait_until(Duration::from_secs(60), || self.log_text().contains(needle));
+        let text = self.log_text();
+        assert!(ok, "log lacks {needle:?}:\n{text}");
+        text
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// The daemons qmail-send started (its children).
+    fn children(&self) -> Vec<i32> {
+        let p = self.pid();
+        std::fs::read_to_string(format!("/proc/{p}/task/{p}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    }
+
+    /// SIGTERM and wait for exit; returns the exit status.
+    pub fn stop(&mut self) -> Option<i32> {
+        let kids = self.children();
+        self.signal(libc::SIGTERM);
+        let mut child = self.child.take()?;
+        let pid = child.id();
+        wait_until(Duration::from_secs(60), || !alive(pid));
+        let _ = child.kill();
+        let st = child.wait().ok()?;
+        kill_all(&kids);
+        st.code()
+    }
+
+    /// SIGKILL qmail-send (a crash) and its daemons.
+    pub fn crash(&mut self) {
+        let kids = self.children();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        kill_all(&kids);
+    }
+}
+
+fn kill_all(pids: &[i32]) {
+    for &p in pids {
+        unsafe {
+            libc::kill(p, libc::SIGKILL);
+        }
+        let mut st = 0;
+        unsafe {
+            libc::waitpid(p, &mut st, libc::WNOHANG);
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.crash();
+        }
+    }
+}
+
+/// Queue a message through qmail-queue; asserts success.
+pub fn inject(h: &Home, body: &str, sender: &str, recips: &[&str]) {
+    let mut env = format!("F{sender}\0").into_bytes();
+    for r in recips {
+        env.extend_from_slice(format!("T{r}\0").as_bytes());
+    }
+    env.push(0);
+    let out = h.qmail_queue(body.as_bytes(), &env);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

@@ -1,0 +1,191 @@
+//! qmail-lspawn: the local spawner. For each recipient it looks the local
+//! part up (users/cdb, then the qmail-getpw rules), becomes that user and
+//! runs `bin/qmail-local -- user homedir local dash ext domain sender
+//! defaultdelivery`; qmail-local's exit code (or the lookup's trouble, as
+//! qmail's QLX codes) becomes the report.
+
+use crate::spawn::{self, Spawner};
+use common::Error;
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{ForkResult, Pid};
+use std::ffi::{CString, OsString};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+
+const QLX_USAGE: i32 = 112;
+const QLX_ROOT: i32 = 113;
+const QLX_NFS: i32 = 115;
+const QLX_NOALIAS: i32 = 116;
+const QLX_CDB: i32 = 117;
+const QLX_SYS: i32 = 118;
+const QLX_NOMEM: i32 = 119;
+const QLX_EXECSOFT: i32 = 120;
+const QLX_EXECPW: i32 = 121;
+const QLX_EXECHARD: i32 = 126;
+
+pub struct Local {
+    aliasempty: String,
+    ids: crate::ids::Ids,
+}
+
+/// The report for qmail-local's exit status and output.
+pub fn report(status: WaitStatus, output: &[u8]) -> Vec<u8> {
+    let code = match status {
+        WaitStatus::Exited(_, c) => c,
+        _ => return b"Zqmail-local crashed.\n".to_vec(),
+    };
+    let fixed: &[u8] = match code {
+        QLX_CDB => b"ZTrouble reading users/cdb in qmail-lspawn.\n",
+        QLX_NOMEM => b"ZOut of memory in qmail-lspawn.\n",
+        QLX_SYS => b"ZTemporary failure in qmail-lspawn.\n",
+        QLX_NOALIAS => b"ZUnable to find alias user!\n",
+        QLX_ROOT => b"ZNot allowed to perform deliveries as root.\n",
+        QLX_USAGE => b"ZInternal qmail-lspawn bug.\n",
+        QLX_NFS => b"ZNFS failure in qmail-local.\n",
+        QLX_EXECHARD => b"DUnable to run qmail-local.\n",
+        QLX_EXECSOFT => b"ZUnable to run qmail-local.\n",
+        QLX_EXECPW => b"ZUnable to run qmail-getpw.\n",
+        _ => b"",
+    };
+    if !fixed.is_empty() {
+        return fixed.to_vec();
+    }
+    let mut r = vec![match code {
+        111 | 71 | 74 | 75 => b'Z',
+        0 => b'K',
+        _ => b'D',
+    }];
+    let end = output.iter().position(|&b| b == 0).unwrap_or(output.len());
+    r.extend_from_slice(&output[..end]);
+    r
+}
+
+/// The QLX code for a lookup failure (users::lookup's texts).
+fn lookup_code(e: &Error) -> i32 {
+    if e.msg.contains("NFS") {
+        QLX_NFS
+    } else if e.msg.contains("users/cdb") {
+        QLX_CDB
+    } else if e.msg.contains("memory") {
+        QLX_NOMEM
+    } else {
+        QLX_SYS
+    }
+}
+
+fn cstr(s: &[u8]) -> CString {
+    CString::new(s.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>()).unwrap_or_default()
+}
+
+impl Local {
+    /// The child: look up, switch user, exec qmail-local. Never returns.
+    fn child(&self, mess: OwnedFd, out: OwnedFd, sender: &str, recip: &str, at: usize) -> ! {
+        let exit = |c: i32| -> ! { unsafe { libc::_exit(c) } };
+        let local = &recip[..at];
+        if local.is_empty() {
+            exit(0); // the <> address: nothing to deliver
+        }
+        if std::env::set_current_dir(crate::home::home()).is_err() {
+            exit(QLX_USAGE);
+        }
+        let d = match crate::users::lookup(local) {
+            Ok(Some(d)) => d,
+            Ok(None) => exit(QLX_NOALIAS),
+            Err(e) => exit(lookup_code(&e)),
+        };
+        if !spawn::child_fds(&mess, &out) {
+            exit(QLX_SYS);
+        }
+        if self.ids.privileged || d.uid != nix::unistd::getuid().as_raw() {
+            let acct = common::privs::Account {
+                uid: d.uid,
+                gid: d.gid,
+            };
+            if common::privs::drop_to(acct).is_err() {
+                exit(QLX_USAGE);
+            }
+            if nix::unistd::getuid().is_root() {
+                exit(QLX_ROOT);
+            }
+        }
+        let args: Vec<CString> = [
+            b"bin/qmail-local".as_slice(),
+            b"--",
+            d.user.as_bytes(),
+            d.homedir.as_os_str().as_bytes(),
+            local.as_bytes(),
+            d.dash.as_bytes(),
+            d.ext.as_bytes(),
+            &recip.as_bytes()[at + 1..],
+            sender.as_bytes(),
+            self.aliasempty.as_bytes(),
+        ]
+        .iter()
+        .map(|a| cstr(a))
+        .collect();
+        let e = nix::unistd::execv(&args[0], &args).unwrap_err();
+        exit(if spawn::temp_errno(e) {
+            QLX_EXECSOFT
+        } else {
+            QLX_EXECHARD
+        })
+    }
+}
+
+impl Spawner for Local {
+    fn spawn(
+        &self,
+        mess: OwnedFd,
+        out: OwnedFd,
+        sender: &str,
+        recip: &str,
+        at: usize,
+    ) -> Option<Pid> {
+        // Safe: the spawner is single-threaded.
+        match unsafe { nix::unistd::fork() } {
+            Ok(ForkResult::Child) => self.child(mess, out, sender, recip, at),
+            Ok(ForkResult::Parent { child }) => Some(child),
+            Err(_) => None,
+        }
+    }
+
+    fn report(&self, status: WaitStatus, output: &[u8]) -> Vec<u8> {
+        report(status, output)
+    }
+
+    fn truncreport(&self) -> usize {
+        3000
+    }
+}
+
+/// qmail-lspawn defaultdelivery
+pub fn run(args: &[OsString]) -> Result<(), Error> {
+    let Some(aliasempty) = args.first() else {
+        return Err(Error::silent(100));
+    };
+    let l = Local {
+        aliasempty: aliasempty.to_string_lossy().into_owned(),
+        ids: crate::ids::ids(),
+    };
+    spawn::run(&l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_become_reports() {
+        let p = Pid::from_raw(1);
+        assert_eq!(
+            report(WaitStatus::Exited(p, 0), b"did 1+0+0\n"),
+            b"Kdid 1+0+0\n"
+        );
+        assert_eq!(report(WaitStatus::Exited(p, 111), b"x"), b"Zx");
+        assert_eq!(report(WaitStatus::Exited(p, 100), b"no"), b"Dno");
+        assert_eq!(
+            report(WaitStatus::Exited(p, QLX_NOALIAS), b""),
+            b"ZUnable to find alias user!\n"
+        );
+    }
+}

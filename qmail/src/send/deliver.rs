@@ -1,0 +1,572 @@
+//! Deliveries: the jobs (one per message and channel being worked on), the
+//! passes that walk a local/ or remote/ file recipient by recipient, the
+//! requests written to the spawners and the reports read back, marking
+//! recipients done, and the priority queues that decide when a message is
+//! tried again (the chan file's mtime holds its next retry time).
+
+use super::*;
+use crate::queue;
+use std::os::unix::fs::MetadataExt;
+
+struct Job {
+    refs: usize,
+    id: u64,
+    channel: usize,
+    retry: i64,
+    sender: String,
+    numtodo: usize,
+    flaghiteof: bool,
+    flagdying: bool,
+}
+
+struct Del {
+    j: usize,
+    delid: u64,
+    mpos: u64,
+    recip: String,
+}
+
+/// Reading one chan file: its records and where we are.
+struct Pass {
+    id: u64,
+    j: usize,
+    data: Vec<u8>,
+    pos: usize,
+}
+
+pub struct Deliveries {
+    concurrency: [usize; 2],
+    used: [usize; 2],
+    dels: [Vec<Option<Del>>; 2],
+    jobs: Vec<Option<Job>>,
+    pass: [Option<Pass>; 2],
+    comm: [Vec<u8>; 2],
+    comm_pos: [usize; 2],
+    dline: [Vec<u8>; 2],
+    masterdelid: u64,
+}
+
+impl Deliveries {
+    pub fn new(concurrency: [usize; 2]) -> Deliveries {
+        fn slots<T>(n: usize) -> Vec<Option<T>> {
+            (0..n).map(|_| None).collect()
+        }
+        Deliveries {
+            concurrency,
+            used: [0, 0],
+            dels: [slots(concurrency[0]), slots(concurrency[1])],
+            jobs: slots(concurrency[0] + concurrency[1]),
+            pass: [None, None],
+            comm: [Vec::new(), Vec::new()],
+            comm_pos: [0, 0],
+            dline: [Vec::new(), Vec::new()],
+            masterdelid: 1,
+        }
+    }
+
+    fn job_avail(&self) -> bool {
+        self.jobs.iter().any(Option::is_none)
+    }
+}
+
+/// The envelope sender in info/S/N and the file's mtime (the message's birth).
+pub fn getinfo(id: u64) -> Option<(String, i64)> {
+    let f = std::fs::File::open(queue::info(id)).ok()?;
+    let birth = f.metadata().ok()?.mtime();
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut f.take(4096), &mut data).ok()?;
+    let end = data.iter().position(|&b| b == 0)?;
+    if data.first() != Some(&b'F') {
+        return None;
+    }
+    Some((String::from_utf8_lossy(&data[1..end]).into_owned(), birth))
+}
+
+fn missing(path: &str) -> Result<bool, ()> {
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(_) => Err(()),
+    }
+}
+
+impl Send {
+    pub(super) fn del_status(&self) {
+        let mut s = String::from("status:");
+        for c in 0..2 {
+            s.push_str(&format!(
+                "{}{}/{}",
+                CHANSTATUS[c], self.d.used[c], self.d.concurrency[c]
+            ));
+        }
+        if self.exitasap {
+            s.push_str(" exitasap");
+        }
+        s.push('\n');
+        log(&s);
+    }
+
+    pub(super) fn del_canexit(&self) -> bool {
+        (0..2).all(|c| !self.spawn_alive[c] || self.d.used[c] == 0)
+    }
+
+    fn del_avail(&self, c: usize) -> bool {
+        self.spawn_alive[c] && self.d.comm[c].is_empty() && self.d.used[c] < self.d.concurrency[c]
+    }
+
+    pub(super) fn comm_selprep(&self, fds: &mut Vec<libc::pollfd>) {
+        for c in 0..2 {
+            if self.spawn_alive[c] && !self.d.comm[c].is_empty() {
+                fds.push(pollfd(CHANFDOUT[c], libc::POLLOUT));
+            }
+        }
+    }
+
+    pub(super) fn comm_do(&mut self, ready: &Ready) {
+        for c in 0..2 {
+            if !self.spawn_alive[c]
+                || self.d.comm[c].is_empty()
+                || !ready.has(CHANFDOUT[c], libc::POLLOUT)
+            {
+                continue;
+            }
+            let rest = &self.d.comm[c][self.d.comm_pos[c]..];
+            let w = unsafe { libc::write(CHANFDOUT[c], rest.as_ptr().cast(), rest.len()) };
+            if w <= 0 {
+                if w == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPIPE) {
+                    self.spawndied(c);
+                }
+                continue;
+            }
+            self.d.comm_pos[c] += w as usize;
+            if self.d.comm_pos[c] == self.d.comm[c].len() {
+                self.d.comm[c].clear();
+            }
+        }
+    }
+
+    /// Hand recipient `recip` of job `j` to the channel's spawner.
+    fn del_start(&mut self, j: usize, mpos: u64, recip: &str) {
+        let job = self.d.jobs[j].as_mut().expect("open job");
+        let c = job.channel;
+        let Some(i) = self.d.dels[c].iter().position(Option::is_none) else {
+            return;
+        };
+        job.refs += 1;
+        let delid = self.d.masterdelid;
+        self.d.masterdelid += 1;
+        let (id, sender) = (job.id, job.sender.clone());
+        self.d.dels[c][i] = Some(Del {
+            j,
+            delid,
+            mpos,
+            recip: recip.to_string(),
+        });
+        self.d.used[c] += 1;
+        let mut buf = vec![i as u8];
+        buf.extend_from_slice(queue::name("", id, true).trim_start_matches('/').as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(sender_for(&sender, recip).as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(recip.as_bytes());
+        buf.push(0);
+        self.d.comm[c] = buf;
+        self.d.comm_pos[c] = 0;
+        log(&format!(
+            "starting delivery {delid}: msg {id}{}{}\n",
+            TOCHAN[c],
+            safe(recip.as_bytes())
+        ));
+        self.del_status();
+    }
+
+    /// Mark the recipient at `pos` of the chan file done ('T' -> 'D').
+    fn markdone(&self, c: usize, id: u64, pos: u64) {
+        use std::io::{Seek, SeekFrom, Write};
+        let f = queue::chan(c, id);
+        let ok = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&f)
+            .and_then(|mut file| {
+                file.seek(SeekFrom::Start(pos))?;
+                file.write_all(b"D")
+            });
+        if ok.is_err() {
+            log(&format!(
+                "warning: trouble marking {f}; message will be delivered twice!\n"
+            ));
+        }
+    }
+
+    pub(super) fn del_selprep(&self, fds: &mut Vec<libc::pollfd>) {
+        for c in 0..2 {
+            if self.spawn_alive[c] {
+                fds.push(pollfd(CHANFDIN[c], libc::POLLIN));
+            }
+        }
+    }
+
+    pub(super) fn del_do(&mut self, ready: &Ready) {
+        for c in 0..2 {
+            if self.spawn_alive[c] && ready.has(CHANFDIN[c], libc::POLLIN) {
+                self.del_dochan(c);
+            }
+        }
+    }
+
+    fn del_dochan(&mut self, c: usize) {
+        let mut buf = [0u8; 2048];
+        let r = unsafe { libc::read(CHANFDIN[c], buf.as_mut_ptr().cast(), buf.len()) };
+        if r == -1 {
+            return;
+        }
+        if r == 0 {
+            self.spawndied(c);
+            return;
+        }
+        for &ch in &buf[..r as usize] {
+            if self.d.dline[c].len() < REPORTMAX {
+                self.d.dline[c].push(ch);
+            }
+            if ch == 0 && self.d.dline[c].len() > 1 {
+                let line = std::mem::take(&mut self.d.dline[c]);
+                self.del_report(c, line);
+            }
+        }
+    }
+
+    /// One report: delivery number, K/Z/D, text, \0.
+    fn del_report(&mut self, c: usize, mut line: Vec<u8>) {
+        let delnum = usize::from(line[0]);
+        let Some(del) = self.d.dels[c].get_mut(delnum).and_then(Option::take) else {
+            log("warning: internal error: delivery report out of range\n");
+            return;
+        };
+        line.pop();
+        let dying = self.d.jobs[del.j].as_ref().is_some_and(|j| j.flagdying);
+        if line[1] == b'Z' && dying {
+            line[1] = b'D';
+            line.extend_from_slice(
+                b"I'm not going to try again; this message has been in the queue too long.\n",
+            );
+        }
+        let text = safe(&line[2..]);
+        let id = self.d.jobs[del.j].as_ref().map_or(0, |j| j.id);
+        match line[1] {
+            b'K' => {
+                log(&format!("delivery {}: success: {text}\n", del.delid));
+                self.markdone(c, id, del.mpos);
+                self.job_mut(del.j).numtodo -= 1;
+            }
+            b'Z' => log(&format!("delivery {}: deferral: {text}\n", del.delid)),
+            b'D' => {
+                log(&format!("delivery {}: failure: {text}\n", del.delid));
+                let report = String::from_utf8_lossy(&line[2..]).into_owned();
+                self.addbounce(id, &del.recip, &report);
+                self.markdone(c, id, del.mpos);
+                self.job_mut(del.j).numtodo -= 1;
+            }
+            _ => log(&format!(
+                "delivery {}: report mangled, will defer\n",
+                del.delid
+            )),
+        }
+        self.job_close(del.j);
+        self.d.used[c] -= 1;
+        self.del_status();
+    }
+
+    fn job_mut(&mut self, j: usize) -> &mut Job {
+        self.d.jobs[j].as_mut().expect("open job")
+    }
+
+    fn job_open(&mut self, id: u64, channel: usize) -> Option<usize> {
+        let j = self.d.jobs.iter().position(Option::is_none)?;
+        self.d.jobs[j] = Some(Job {
+            refs: 1,
+            id,
+            channel,
+            retry: 0,
+            sender: String::new(),
+            numtodo: 0,
+            flaghiteof: false,
+            flagdying: false,
+        });
+        Some(j)
+    }
+
+    /// Drop a reference; the last one either finishes the chan file (all
+    /// recipients done) or schedules the retry.
+    fn job_close(&mut self, j: usize) {
+        let job = self.job_mut(j);
+        job.refs -= 1;
+        if job.refs > 0 {
+            return;
+        }
+        let job = self.d.jobs[j].take().expect("open job");
+        let c = job.channel;
+        let mut dt = job.retry;
+        if job.flaghiteof && job.numtodo == 0 {
+            let f = queue::chan(c, job.id);
+            if std::fs::remove_file(&f).is_err() {
+                log(&format!(
+                    "warning: unable to unlink {f}; will try again later\n"
+                ));
+                dt = now() + SLEEP_SYSFAIL;
+            } else {
+                let other = queue::chan(1 - c, job.id);
+                match missing(&other) {
+                    Ok(false) => return,
+                    Ok(true) => {}
+                    Err(()) => log(&format!("warning: unable to stat {other}\n")),
+                }
+                self.pqdone.push(Reverse((now(), job.id)));
+                return;
+            }
+        }
+        self.pqchan[c].push(Reverse((dt, job.id)));
+    }
+
+    pub(super) fn pass_selprep(&self, wakeup: &mut i64) {
+        if self.exitasap {
+            return;
+        }
+        for c in 0..2 {
+            if self.d.pass[c].is_some() && self.del_avail(c) {
+                *wakeup = 0;
+                return;
+            }
+        }
+        if self.d.job_avail() {
+            for c in 0..2 {
+                if self.d.pass[c].is_none() {
+                    if let Some((dt, _)) = pq_min(&self.pqchan[c]) {
+                        *wakeup = (*wakeup).min(dt);
+                    }
+                }
+            }
+        }
+        for q in [&self.pqfail, &self.pqdone] {
+            if let Some((dt, _)) = pq_min(q) {
+                *wakeup = (*wakeup).min(dt);
+            }
+        }
+    }
+
+    fn pass_dochan(&mut self, c: usize) {
+        if self.exitasap {
+            return;
+        }
+        if self.d.pass[c].is_none() && !self.pass_open(c) {
+            return;
+        }
+        if !self.del_avail(c) {
+            return;
+        }
+        let p = self.d.pass[c].as_mut().expect("open pass");
+        let rest = &p.data[p.pos..];
+        let Some(end) = rest.iter().position(|&b| b == 0) else {
+            let j = p.j;
+            self.d.pass[c] = None;
+            self.job_mut(j).flaghiteof = true;
+            self.job_close(j);
+            return;
+        };
+        let rec = rest[..end].to_vec();
+        let (j, mpos) = (p.j, p.pos as u64);
+        p.pos += end + 1;
+        match rec.first() {
+            Some(b'T') => {
+                self.job_mut(j).numtodo += 1;
+                let recip = String::from_utf8_lossy(&rec[1..]).into_owned();
+                self.del_start(j, mpos, &recip);
+            }
+            Some(b'D') => {}
+            _ => {
+                log(&format!(
+                    "warning: unknown record type in {}!\n",
+                    queue::chan(c, self.d.pass[c].as_ref().map_or(0, |p| p.id))
+                ));
+                self.d.pass[c] = None;
+                self.job_close(j);
+            }
+        }
+    }
+
+    /// Start a pass over the next due message of channel `c`.
+    fn pass_open(&mut self, c: usize) -> bool {
+        if !self.d.job_avail() {
+            return false;
+        }
+        let Some((dt, id)) = pq_min(&self.pqchan[c]) else {
+            return false;
+        };
+        if dt > self.recent {
+            return false;
+        }
+        self.pqchan[c].pop();
+        let f = queue::chan(c, id);
+        let (data, info) = match (std::fs::read(&f), getinfo(id)) {
+            (Ok(d), Some(i)) => (d, i),
+            _ => {
+                log(&format!(
+                    "warning: trouble opening {f}; will try again later\n"
+                ));
+                self.pqchan[c].push(Reverse((self.recent + SLEEP_SYSFAIL, id)));
+                return false;
+            }
+        };
+        let Some(j) = self.job_open(id, c) else {
+            return false;
+        };
+        let (sender, birth) = info;
+        let (recent, lifetime) = (self.recent, self.ctl.lifetime);
+        let job = self.job_mut(j);
+        job.retry = nextretry(birth, recent, c);
+        job.flagdying = recent > birth + lifetime;
+        job.sender = sender;
+        self.d.pass[c] = Some(Pass {
+            id,
+            j,
+            data,
+            pos: 0,
+        });
+        true
+    }
+
+    pub(super) fn pass_do(&mut self) {
+        for c in 0..2 {
+            self.pass_dochan(c);
+        }
+        if let Some((dt, id)) = pq_min(&self.pqfail) {
+            if dt <= self.recent {
+                self.pqfail.pop();
+                self.pqadd(id);
+            }
+        }
+        if let Some((dt, id)) = pq_min(&self.pqdone) {
+            if dt <= self.recent {
+                self.pqdone.pop();
+                self.messdone(id);
+            }
+        }
+    }
+
+    /// Every channel is finished: send the bounce, remove info, clean up.
+    fn messdone(&mut self, id: u64) {
+        let fail = |s: &mut Send| s.pqdone.push(Reverse((now() + SLEEP_SYSFAIL, id)));
+        for f in [queue::chan(0, id), queue::chan(1, id), queue::todo(id)] {
+            match missing(&f) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(()) => {
+                    log(&format!(
+                        "warning: unable to stat {f}; will try again later\n"
+                    ));
+                    return fail(self);
+                }
+            }
+        }
+        match missing(&queue::info(id)) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(()) => {
+                log(&format!(
+                    "warning: unable to stat {}; will try again later\n",
+                    queue::info(id)
+                ));
+                return fail(self);
+            }
+        }
+        if !self.injectbounce(id) {
+            return fail(self);
+        }
+        log(&format!("end msg {id}\n"));
+        let info = queue::info(id);
+        if std::fs::remove_file(&info).is_err() {
+            log(&format!(
+                "warning: unable to unlink {info}; will try again later\n"
+            ));
+            return fail(self);
+        }
+        let _ = queue::sync_dir(std::path::Path::new(&info));
+        self.clean(&format!("foop/{id}"));
+    }
+
+    /// Schedule a message found in info/ at start or after a stat failure.
+    pub(super) fn pqadd(&mut self, id: u64) {
+        let fail = |s: &mut Send, f: &str| {
+            log(&format!(
+                "warning: unable to stat {f}; will try again later\n"
+            ));
+            s.pqfail.push(Reverse((now() + SLEEP_SYSFAIL, id)));
+        };
+        let info = queue::info(id);
+        match missing(&info) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(()) => return fail(self, &info),
+        }
+        let todo = queue::todo(id);
+        match missing(&todo) {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(()) => return fail(self, &todo),
+        }
+        let mut found = [None, None];
+        for (c, slot) in found.iter_mut().enumerate() {
+            let f = queue::chan(c, id);
+            match std::fs::metadata(&f) {
+                Ok(md) => *slot = Some(md.mtime()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(_) => return fail(self, &f),
+            }
+        }
+        for (c, slot) in found.iter().enumerate() {
+            if let Some(dt) = slot {
+                self.pqchan[c].push(Reverse((*dt, id)));
+            }
+        }
+        if found.iter().all(Option::is_none) {
+            self.pqdone.push(Reverse((now(), id)));
+        }
+    }
+
+    pub(super) fn pqstart(&mut self) {
+        for id in queue::list("info", true).unwrap_or_default() {
+            self.pqadd(id);
+        }
+    }
+
+    /// On exit, store each pending retry time in its chan file's mtime.
+    pub(super) fn pqfinish(&mut self) {
+        for c in 0..2 {
+            while let Some(Reverse((dt, id))) = self.pqchan[c].pop() {
+                let f = queue::chan(c, id);
+                let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(dt.max(0) as u64);
+                let times = std::fs::FileTimes::new().set_accessed(t).set_modified(t);
+                let ok = std::fs::File::options()
+                    .write(true)
+                    .open(&f)
+                    .and_then(|file| file.set_times(times));
+                if ok.is_err() {
+                    log(&format!(
+                        "warning: unable to utime {f}; message will be retried too soon\n"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// SIGALRM: everything waiting is due now.
+    pub(super) fn pqrun(&mut self) {
+        let recent = self.recent;
+        for c in 0..2 {
+            let q = std::mem::take(&mut self.pqchan[c]);
+            self.pqchan[c] = q
+                .into_iter()
+                .map(|Reverse((_, id))| Reverse((recent, id)))
+                .collect();
+        }
+    }
+}

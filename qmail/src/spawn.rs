@@ -1,0 +1,352 @@
+//! The spawn protocol shared by qmail-lspawn and qmail-rspawn. qmail-send
+//! writes requests on fd 0: a delivery number byte, the message's file name
+//! under queue/mess (`S/N`), the sender and the recipient, each ending in
+//! \0. The spawner runs one delivery program per request with the message
+//! on its fd 0 and a pipe on fds 1 and 2, and when that pipe reaches end of
+//! file (after the child has died) writes back the delivery number, the
+//! report (`K`, `Z` or `D` and text) and \0 on fd 1. Its first byte out is
+//! how many deliveries it can run at once.
+
+use common::Error;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+/// How many deliveries one spawner runs at once (conf-spawn).
+pub const AUTO_SPAWN: usize = 120;
+
+/// What differs between the local and the remote spawner.
+pub trait Spawner {
+    /// Fork the delivery program for `recip` (`at` is the index of its
+    /// last '@'), message on `mess`, output to `out`.
+    fn spawn(
+        &self,
+        mess: OwnedFd,
+        out: OwnedFd,
+        sender: &str,
+        recip: &str,
+        at: usize,
+    ) -> Option<Pid>;
+    /// The report for a finished delivery: K/Z/D and text.
+    fn report(&self, status: WaitStatus, output: &[u8]) -> Vec<u8>;
+    /// Cut the program's output beyond this many bytes (0: never).
+    fn truncreport(&self) -> usize;
+}
+
+/// One delivery in progress.
+struct Delivery {
+    fdin: std::fs::File,
+    pid: Option<Pid>,
+    status: Option<WaitStatus>,
+    fdout: Option<OwnedFd>,
+    output: Vec<u8>,
+}
+
+/// The request being read from qmail-send.
+#[derive(Default)]
+struct Request {
+    stage: usize,
+    delnum: usize,
+    fields: [Vec<u8>; 3],
+}
+
+/// The spawner's loop state.
+struct Spawn<'a, S: Spawner> {
+    sp: &'a S,
+    d: Vec<Option<Delivery>>,
+    req: Request,
+    reading: bool,
+    writing: bool,
+}
+
+pub fn run(sp: &impl Spawner) -> Result<(), Error> {
+    let home = crate::home::home();
+    std::env::set_current_dir(home.join("queue/mess")).map_err(|_| Error::silent(111))?;
+    let sigchld = signal_pipe()?;
+    let mut s = Spawn {
+        sp,
+        d: (0..AUTO_SPAWN).map(|_| None).collect(),
+        req: Request::default(),
+        reading: true,
+        writing: true,
+    };
+    s.out(&[AUTO_SPAWN as u8]);
+    loop {
+        if !s.reading && s.d.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        s.poll_once(&sigchld);
+    }
+}
+
+fn signal_pipe() -> Result<std::os::unix::net::UnixStream, Error> {
+    let (r, w) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| Error::sys("unable to create pipe", e))?;
+    r.set_nonblocking(true)
+        .and_then(|_| w.set_nonblocking(true))
+        .map_err(|e| Error::sys("unable to set nonblocking", e))?;
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGCHLD, w)
+        .map_err(|e| Error::sys("unable to catch SIGCHLD", e))?;
+    Ok(r)
+}
+
+impl<S: Spawner> Spawn<'_, S> {
+    /// Write to qmail-send; once that fails, stop writing but keep working.
+    fn out(&mut self, b: &[u8]) {
+        if !self.writing {
+            return;
+        }
+        let mut b = b;
+        while !b.is_empty() {
+            let n = unsafe { libc::write(1, b.as_ptr().cast(), b.len()) };
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n <= 0 {
+                self.writing = false;
+                return;
+            }
+            b = &b[n as usize..];
+        }
+    }
+
+    fn err(&mut self, delnum: usize, text: &str) {
+        let mut b = vec![delnum as u8];
+        b.extend_from_slice(text.as_bytes());
+        b.push(0);
+        self.out(&b);
+    }
+
+    fn poll_once(&mut self, sigchld: &std::os::unix::net::UnixStream) {
+        let mut fds = vec![pfd(sigchld.as_raw_fd())];
+        if self.reading {
+            fds.push(pfd(0));
+        }
+        let busy: Vec<usize> = (0..self.d.len()).filter(|&i| self.d[i].is_some()).collect();
+        for &i in &busy {
+            fds.push(pfd(self.d[i].as_ref().expect("busy").fdin.as_raw_fd()));
+        }
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if r < 0 {
+            return;
+        }
+        let mut buf = [0u8; 256];
+        while matches!((&*sigchld).read(&mut buf), Ok(n) if n > 0) {}
+        self.reap();
+        let ready = |fd: i32| {
+            fds.iter().any(|p| {
+                p.fd == fd && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+            })
+        };
+        if self.reading && ready(0) {
+            self.getcmd();
+        }
+        for i in busy {
+            let fd = match &self.d[i] {
+                Some(d) => d.fdin.as_raw_fd(),
+                None => continue,
+            };
+            if ready(fd) {
+                self.read_child(i);
+            }
+        }
+    }
+
+    /// Collect dead children; closing our copy of their pipe lets EOF come.
+    fn reap(&mut self) {
+        while let Ok(st) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            let Some(pid) = st.pid() else { break };
+            for d in self.d.iter_mut().flatten() {
+                if d.pid == Some(pid) {
+                    d.fdout = None;
+                    d.status = Some(st);
+                    d.pid = None;
+                }
+            }
+        }
+    }
+
+    fn read_child(&mut self, i: usize) {
+        let mut buf = [0u8; 128];
+        let d = self.d[i].as_mut().expect("busy");
+        match d.fdin.read(&mut buf) {
+            Err(_) => {}
+            Ok(0) => {
+                if d.pid.is_some() {
+                    return;
+                }
+                let d = self.d[i].take().expect("busy");
+                let status = d
+                    .status
+                    .unwrap_or(WaitStatus::Exited(Pid::from_raw(0), 111));
+                let mut b = vec![i as u8];
+                b.extend(self.sp.report(status, &d.output));
+                b.push(0);
+                self.out(&b);
+            }
+            Ok(n) => {
+                d.output.extend_from_slice(&buf[..n]);
+                let t = self.sp.truncreport();
+                if t > 100 && d.output.len() > t {
+                    let msg = b"\nError report too long, sorry.\n";
+                    d.output.truncate(t - msg.len() - 3);
+                    d.output.extend_from_slice(msg);
+                }
+            }
+        }
+    }
+
+    fn getcmd(&mut self) {
+        let mut buf = [0u8; 1024];
+        let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+        if n == 0 {
+            self.reading = false;
+            return;
+        }
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                self.reading = false;
+            }
+            return;
+        }
+        for &ch in &buf[..n as usize] {
+            let r = &mut self.req;
+            if r.stage == 0 {
+                r.delnum = usize::from(ch);
+                r.fields = Default::default();
+                r.stage = 1;
+                continue;
+            }
+            if ch != 0 {
+                r.fields[r.stage - 1].push(ch);
+                continue;
+            }
+            r.stage += 1;
+            if r.stage == 4 {
+                r.stage = 0;
+                let req = std::mem::take(&mut self.req);
+                self.docmd(req);
+            }
+        }
+    }
+
+    fn docmd(&mut self, req: Request) {
+        let i = req.delnum;
+        if i >= AUTO_SPAWN {
+            return self.err(i, "ZInternal error: delnum too big. (#4.3.5)\n");
+        }
+        if self.d[i].is_some() {
+            return self.err(i, "ZInternal error: delnum in use. (#4.3.5)\n");
+        }
+        let [messid, sender, recip] = req.fields;
+        if let Err(text) = check_messid(&messid) {
+            return self.err(i, text);
+        }
+        let recip = String::from_utf8_lossy(&recip).into_owned();
+        let sender = String::from_utf8_lossy(&sender).into_owned();
+        let Some(at) = recip.rfind('@') else {
+            return self.err(i, "DSorry, address must include host name. (#5.1.3)\n");
+        };
+        let messname = String::from_utf8_lossy(&messid).into_owned();
+        let mess = match open_message(&messname) {
+            Ok(f) => f,
+            Err(text) => return self.err(i, text),
+        };
+        let Ok((r, w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+            return self.err(i, "Zqmail-spawn unable to create pipe. (#4.3.0)\n");
+        };
+        let Ok(w2) = w.try_clone() else {
+            return self.err(i, "Zqmail-spawn unable to create pipe. (#4.3.0)\n");
+        };
+        let Some(pid) = self.sp.spawn(mess, w2, &sender, &recip, at) else {
+            return self.err(i, "Zqmail-spawn unable to fork. (#4.3.0)\n");
+        };
+        self.d[i] = Some(Delivery {
+            fdin: std::fs::File::from(r),
+            pid: Some(pid),
+            status: None,
+            fdout: Some(w),
+            output: Vec::new(),
+        });
+    }
+}
+
+fn pfd(fd: i32) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+fn check_messid(m: &[u8]) -> Result<(), &'static str> {
+    for (i, &c) in m.iter().enumerate() {
+        if !(c.is_ascii_digit() || (i > 0 && c == b'/')) {
+            return Err("DInternal error: messid has nonnumerics. (#5.3.5)\n");
+        }
+    }
+    if m.len() > 100 {
+        return Err("DInternal error: messid too long. (#5.3.5)\n");
+    }
+    if m.is_empty() {
+        return Err("DInternal error: messid too short. (#5.3.5)\n");
+    }
+    Ok(())
+}
+
+/// Open the message, refusing anything qmailq did not write.
+fn open_message(name: &str) -> Result<OwnedFd, &'static str> {
+    let f =
+        std::fs::File::open(name).map_err(|_| "Zqmail-spawn unable to open message. (#4.3.0)\n")?;
+    let md = f
+        .metadata()
+        .map_err(|_| "Zqmail-spawn unable to fstat message. (#4.3.0)\n")?;
+    if !md.is_file() {
+        return Err("ZSorry, message has wrong type. (#4.3.5)\n");
+    }
+    if md.uid() != crate::ids::ids().qmailq {
+        return Err("ZSorry, message has wrong owner. (#4.3.5)\n");
+    }
+    Ok(OwnedFd::from(f))
+}
+
+/// In a forked child: message on fd 0, the report pipe on fds 1 and 2.
+pub fn child_fds(mess: &OwnedFd, out: &OwnedFd) -> bool {
+    unsafe {
+        libc::dup2(mess.as_raw_fd(), 0) != -1
+            && libc::dup2(out.as_raw_fd(), 1) != -1
+            && libc::dup2(1, 2) != -1
+    }
+}
+
+/// Whether an exec failure is temporary (djb's error_temp).
+pub fn temp_errno(e: nix::errno::Errno) -> bool {
+    use nix::errno::Errno::*;
+    matches!(
+        e,
+        EINTR
+            | ENOMEM
+            | ETXTBSY
+            | EIO
+            | ETIMEDOUT
+            | EAGAIN
+            | ENFILE
+            | EMFILE
+            | ENOSPC
+            | ENETDOWN
+            | ENETUNREACH
+            | ENETRESET
+            | ECONNABORTED
+            | ECONNRESET
+            | ENOBUFS
+            | ECONNREFUSED
+            | EHOSTDOWN
+            | EHOSTUNREACH
+            | ENOLCK
+            | EDQUOT
+            | ESTALE
+            | EBUSY
+    )
+}

@@ -1,0 +1,225 @@
+//! qmail-start, qmail-send, qmail-lspawn, qmail-rspawn and qmail-clean
+//! together on a private home: Maildir delivery through qmail-local, the
+//! exact log lines, bounces, double and triple bounces, virtual domains,
+//! the remote channel, retries on SIGALRM, SIGTERM and crash recovery.
+
+mod support_qeng;
+use std::time::Duration;
+use support_qeng::*;
+
+#[test]
+fn delivers_to_maildir_with_qmail_send_log_lines() {
+    let h = Home::new("deliver");
+    let joe = add_joe(&h);
+    let mut s = Stack::start(&h, &[]);
+    assert!(s.log_text().starts_with("status: local 0/10 remote 0/20\n"));
+    inject(
+        &h,
+        "Subject: one\n\nhello\n",
+        "me@x.org",
+        &["joe@example.org"],
+    );
+    let log = s.wait_log("end msg ");
+    let id = log
+        .split("new msg ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let uid = unsafe { libc::getuid() };
+    assert!(log.contains(&format!("info msg {id}: bytes ")));
+    assert!(log.contains(" from <me@x.org> qp "));
+    assert!(log.contains(&format!(" uid {uid}\n")));
+    assert!(log.contains(&format!(
+        "starting delivery 1: msg {id} to local joe@example.org\nstatus: local 1/10 remote 0/20\n"
+    )));
+    assert!(log.contains("delivery 1: success: did_1+0+0/\nstatus: local 0/10 remote 0/20\n"));
+    assert!(log.contains(&format!("end msg {id}\n")));
+    let mail = maildir_new(&joe);
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].contains("Subject: one\n\nhello\n"));
+    assert!(mail[0].contains("Delivered-To: joe@example.org\n"));
+    assert!(wait_until(Duration::from_secs(30), || h
+        .queue_files("mess")
+        .is_empty()));
+    assert!(h.queue_files("info").is_empty() && h.queue_files("todo").is_empty());
+    assert_eq!(s.stop(), Some(0));
+    assert!(s.log_text().ends_with("status: exiting\n"));
+}
+
+#[test]
+fn failures_bounce_in_qsbmf_and_double_and_triple_bounces() {
+    let h = Home::new("bounce");
+    let joe = add_joe(&h);
+    std::fs::write(joe.join(".qmail-bad"), "|echo No such luck.; exit 100\n").unwrap();
+    h.control("doublebounceto", "joe\n");
+    let s = Stack::start(&h, &[]);
+    inject(
+        &h,
+        "Subject: b\n\nx\n",
+        "joe@example.org",
+        &["joe-bad@example.org"],
+    );
+    s.wait_log("bounce msg ");
+    assert!(wait_until(Duration::from_secs(60), || maildir_new(&joe)
+        .len()
+        == 1));
+    let b = &maildir_new(&joe)[0];
+    assert!(b.contains("From: MAILER-DAEMON@example.org\n"), "{b}");
+    assert!(b.contains("To: joe@example.org\nSubject: failure notice\n\nHi. This is the qmail-send program at example.org.\nI'm afraid I wasn't able to deliver your message to the following addresses.\nThis is a permanent error; I've given up. Sorry it didn't work out.\n\n<joe-bad@example.org>:\nNo such luck.\n"), "{b}");
+    assert!(
+        b.contains(
+            "--- Below this line is a copy of the message.\n\nReturn-Path: <joe@example.org>\n"
+        ),
+        "{b}"
+    );
+    assert!(b.contains("Subject: b\n\nx\n"));
+    // A bounce that bounces goes to doublebounceto.
+    inject(
+        &h,
+        "Subject: d\n\nx\n",
+        "joe-bad@example.org",
+        &["joe-bad@example.org"],
+    );
+    assert!(wait_until(Duration::from_secs(60), || maildir_new(&joe)
+        .len()
+        == 2));
+    let all = maildir_new(&joe).join("\n====\n");
+    assert!(all.contains("I tried to deliver a bounce message to this address, but the bounce bounced!\n\n<joe-bad@example.org>:\n"), "{all}");
+    assert!(
+        all.contains("--- Below this line is the original bounce.\n\nReturn-Path: <>\n"),
+        "{all}"
+    );
+    // A double bounce that fails is discarded.
+    h.control("doublebounceto", "joe-bad\n");
+    drop(s);
+    let s = Stack::start(&h, &[]);
+    inject(
+        &h,
+        "Subject: t\n\nx\n",
+        "joe-bad@example.org",
+        &["joe-bad@example.org"],
+    );
+    s.wait_log("triple bounce: discarding bounce/");
+    assert_eq!(maildir_new(&joe).len(), 2);
+}
+
+#[test]
+fn virtual_domains_and_remote_channel() {
+    let h = Home::new("virt");
+    let joe = add_joe(&h);
+    std::fs::write(joe.join(".qmail-v-default"), "./Maildir/\n").unwrap();
+    h.control("virtualdomains", "virt.org:joe-v\n");
+    let remote = h.dir.path().join("fake-remote");
+    std::fs::write(
+        &remote,
+        "#!/bin/sh\ncat >/dev/null\nprintf 'r\\0K%s accepted message./Remote host said: 250 ok\\n\\0' \"$1\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&remote, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = Stack::start(&h, &[("QMAILREMOTE", remote.to_str().unwrap())]);
+    inject(
+        &h,
+        "Subject: v\n\nx\n",
+        "me@x.org",
+        &["anne@virt.org", "bob@far.net"],
+    );
+    let log = s.wait_log("end msg ");
+    assert!(log.contains(" to local joe-v-anne@virt.org\n"), "{log}");
+    assert!(log.contains(" to remote bob@far.net\n"), "{log}");
+    assert!(
+        log.contains(": success: far.net_accepted_message./Remote_host_said:_250_ok/\n"),
+        "{log}"
+    );
+    let mail = maildir_new(&joe);
+    assert_eq!(mail.len(), 1);
+    assert!(
+        mail[0].contains("Delivered-To: joe-v-anne@virt.org\n"),
+        "{}",
+        mail[0]
+    );
+}
+
+#[test]
+fn deferral_then_retry_on_sigalrm() {
+    let h = Home::new("retry");
+    let joe = add_joe(&h);
+    let flag = h.dir.path().join("open");
+    std::fs::write(
+        joe.join(".qmail-later"),
+        format!(
+            "|test -e {} || {{ echo Not yet.; exit 111; }}\n./Maildir/\n",
+            flag.display()
+        ),
+    )
+    .unwrap();
+    let s = Stack::start(&h, &[]);
+    inject(
+        &h,
+        "Subject: r\n\nx\n",
+        "me@x.org",
+        &["joe-later@example.org"],
+    );
+    s.wait_log("delivery 1: deferral: Not_yet./\n");
+    std::fs::write(&flag, "").unwrap();
+    s.signal(libc::SIGALRM);
+    s.wait_log("delivery 2: success: ");
+    s.wait_log("end msg ");
+    assert_eq!(maildir_new(&joe).len(), 1);
+}
+
+#[test]
+fn crash_of_qmail_send_loses_nothing() {
+    let h = Home::new("crash");
+    let joe = add_joe(&h);
+    let n = 150;
+    for i in 0..n {
+        inject(
+            &h,
+            &format!("Subject: m{i}\n\nbody {i}\n"),
+            "me@x.org",
+            &["joe@example.org"],
+        );
+    }
+    let mut s = Stack::start(&h, &[]);
+    assert!(wait_until(Duration::from_secs(60), || maildir_new(&joe)
+        .len()
+        > 5));
+    s.crash();
+    let s = Stack::start(&h, &[]);
+    assert!(
+        wait_until(Duration::from_secs(120), || h
+            .queue_files("mess")
+            .is_empty()),
+        "{}",
+        s.log_text()
+    );
+    let mail = maildir_new(&joe);
+    for i in 0..n {
+        let subj = format!("Subject: m{i}\n\nbody {i}\n");
+        assert!(mail.iter().any(|m| m.ends_with(&subj)), "m{i} lost");
+    }
+    assert!(
+        mail.iter().all(|m| m.contains("\n\nbody ")),
+        "half-written message"
+    );
+}
+
+#[test]
+fn second_qmail_send_refuses_to_start() {
+    let h = Home::new("mutex");
+    let _s = Stack::start(&h, &[]);
+    let log = h.dir.path().join("second.log");
+    let st = h
+        .cmd("qmail-start")
+        .arg("./Maildir/")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    let _ = st;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text, "alert: cannot start: qmail-send is already running\n");
+}
