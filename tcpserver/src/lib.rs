@@ -3,5 +3,8 @@
 //! here; src/bin holds only the entry points.
 
 pub mod cdb;
+pub mod env;
+pub mod net;
 pub mod rules;
 pub mod tcprules;
+pub mod tcpserver;
