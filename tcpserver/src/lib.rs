@@ -5,6 +5,9 @@
 pub mod cdb;
 pub mod env;
 pub mod net;
+pub mod rblsmtpd;
 pub mod rules;
+pub mod tcpclient;
 pub mod tcprules;
 pub mod tcpserver;
+pub mod tools;
