@@ -6,6 +6,7 @@
 pub mod error;
 pub mod errstr;
 pub mod getopt;
+pub mod pathexec;
 pub mod privs;
 pub mod tai;
 
