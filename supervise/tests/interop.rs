@@ -236,3 +236,33 @@ fn their_svstat_ignores_our_readiness() {
     }
     panic!("their svstat does not print our line without the readiness part");
 }
+
+#[test]
+fn same_messages_for_unusable_service_dirs() {
+    if !installed("same_messages_for_unusable_service_dirs") {
+        return;
+    }
+    let mut results = Vec::new();
+    for tools in [OURS, THEIRS] {
+        let t = TempDir::new("interop-unusable");
+        let p = t.path();
+        for name in ["loop", "ctldir", "supfile"] {
+            make_service(p, name, RUN);
+        }
+        std::os::unix::fs::symlink("down", p.join("loop/down")).unwrap();
+        std::fs::create_dir_all(p.join("ctldir/supervise/control")).unwrap();
+        std::fs::write(p.join("supfile/supervise"), "").unwrap();
+        let mut got = Vec::new();
+        for name in ["loop", "ctldir", "supfile", "missing"] {
+            let o = run(Command::new(tools.supervise).arg(name).current_dir(p));
+            got.push((
+                name,
+                o.status.code(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            ));
+        }
+        results.push(got);
+    }
+    assert_eq!(results[0], results[1]);
+    assert!(results[0].iter().all(|(_, code, _)| *code == Some(111)));
+}
