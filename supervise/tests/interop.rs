@@ -266,3 +266,25 @@ fn same_messages_for_unusable_service_dirs() {
     assert_eq!(results[0], results[1]);
     assert!(results[0].iter().all(|(_, code, _)| *code == Some(111)));
 }
+
+#[test]
+fn stale_readiness_is_not_shown_under_their_supervise() {
+    if !installed("stale_readiness_is_not_shown_under_their_supervise") {
+        return;
+    }
+    let t = TempDir::new("interop-stale");
+    let s = make_service(t.path(), "s", "#!/bin/sh\necho >&4\nexec sleep 1000\n");
+    std::fs::write(s.join("notification-fd"), "4").unwrap();
+    let mut ours = start_supervise(OURS.supervise, &s);
+    wait_service_pid(&s, 0).unwrap();
+    assert!(wait_until(DEADLINE, || s.join("supervise/ready").exists()));
+    // supervise killed outright leaves supervise/ready behind.
+    ours.kill_all();
+    std::thread::sleep(Duration::from_millis(1100));
+    let _theirs = start_supervise(THEIRS.supervise, &s);
+    let pid = wait_service_pid(&s, 0).unwrap();
+    assert!(s.join("supervise/ready").exists());
+    let l = same_svstat(t.path(), &["s"]);
+    assert!(l.starts_with(&format!("s: up (pid {pid}) ")), "{l}");
+    assert!(!l.contains("ready"), "{l}");
+}
