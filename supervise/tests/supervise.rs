@@ -105,7 +105,7 @@ fn restarts_after_exit_and_on_kill() {
     assert!(!alive(p1));
     let stamp2 = read_status(&s).unwrap();
     assert!((stamp2.secs, stamp2.nanos) > (stamp1.secs, stamp1.nanos));
-    assert_eq!(starts(&s).len(), 2);
+    assert!(wait_until(DEADLINE, || starts(&s).len() == 2));
     assert!(svstat(&s).starts_with(&format!("{}: up (pid {p2}) ", s.display())));
 }
 
