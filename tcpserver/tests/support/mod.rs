@@ -181,18 +181,21 @@ pub fn tcprules(exe: &Path, dir: &TempDir, name: &str, text: &str) -> std::proce
     out
 }
 
-/// Wait for a child with the deadline, killing it if it overruns.
-pub fn wait_output(mut c: Child) -> std::process::Output {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if c.try_wait().unwrap().is_some() {
-            return c.wait_with_output().unwrap();
+/// Wait for a child with the deadline (reading its output meanwhile),
+/// killing it by pid if it overruns.
+pub fn wait_output(c: Child) -> std::process::Output {
+    let pid = c.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(c.wait_with_output());
+    });
+    match rx.recv_timeout(DEADLINE) {
+        Ok(r) => r.unwrap(),
+        Err(_) => {
+            // SAFETY: our own child, not yet reaped (its waiter is still blocked).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("process {pid} overran its deadline");
         }
-        if Instant::now() > end {
-            let _ = c.kill();
-            panic!("process overran its deadline: {:?}", c.wait_with_output());
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
