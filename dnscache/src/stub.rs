@@ -325,6 +325,11 @@ fn judge(answer: Vec<u8>) -> Reply {
     }
 }
 
+/// Whether `answer` is a response to `query` (dnscache's upstream check too).
+pub fn is_answer_to(answer: &[u8], query: &[u8]) -> bool {
+    relevant(answer, query)
+}
+
 /// Whether `answer` is a response to `query`: same id, response bit, and
 /// exactly the one question asked (name compared without case).
 fn relevant(answer: &[u8], query: &[u8]) -> bool {

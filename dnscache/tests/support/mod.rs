@@ -301,3 +301,89 @@ pub fn free_port53_address() -> Option<String> {
     }
     None
 }
+
+/// A dnscache (ours or another) running on a loopback address, with its
+/// root/ directory in a temp dir and its log in a file; killed on drop.
+pub struct Cache {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+}
+
+impl Cache {
+    /// Start `prog` listening on `listen` ("127.0.0.1:PORT" or an address
+    /// for port 53), with `servers` as root/servers files, `allow` as
+    /// root/ip files, and `env` added.
+    pub fn start(
+        prog: &str,
+        listen: &str,
+        servers: &[(&str, String)],
+        allow: &[&str],
+        env: &[(&str, &str)],
+    ) -> Cache {
+        let dir = TempDir::new("cache");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("ip")).unwrap();
+        std::fs::create_dir_all(root.join("servers")).unwrap();
+        for (name, text) in servers {
+            std::fs::write(root.join("servers").join(name), text).unwrap();
+        }
+        for a in allow {
+            std::fs::write(root.join("ip").join(a), "").unwrap();
+        }
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let mut cmd = Command::new(prog);
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("IP", listen)
+            .env("IPSEND", "0.0.0.0")
+            .env("CACHESIZE", "1000000")
+            .env("ROOT", &root)
+            .env("UID", "65534")
+            .env("GID", "65534")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let addr = crate::support::listen_addr(listen);
+        let c = Cache { child, addr, dir };
+        c.wait_for("starting");
+        c
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// Wait (bounded) until the log has a line containing `text`.
+    pub fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.log().lines().any(|l| l.contains(text)) {
+                return;
+            }
+            if dead(self.child.id()) {
+                panic!("dnscache exited: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no log line with {text:?} within 30 s: {}", self.log());
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The socket address an IP setting names (port 53 when none).
+pub fn listen_addr(listen: &str) -> SocketAddr {
+    listen
+        .parse()
+        .unwrap_or_else(|_| SocketAddr::new(listen.parse().unwrap(), 53))
+}

@@ -1,0 +1,590 @@
+//! The dnscache program: its environment (IP, IPSEND, CACHESIZE, ROOT,
+//! UID, GID, FORWARDONLY, HIDETTL), its start-up in djbdns' order and
+//! words, and its single event loop over non-blocking sockets: "wait for a
+//! client query, an upstream answer, or a deadline; hand it to the query's
+//! resolution; send what it says".
+//!
+//! Beyond djbdns, IP may carry a port (`127.0.0.1:5300`, `[::1]:5300`) so the
+//! cache can run unprivileged; IPv6 addresses work for IP and IPSEND.
+
+use crate::cache::Cache;
+use crate::dnslog;
+use crate::packet;
+use crate::resolve::{Ctx, Resolution, Step};
+use crate::roots::{self, Roots};
+use crate::transmit::{Event, Transmit};
+use common::Error;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// djbdns' limits on queries in progress.
+const MAX_UDP: usize = 200;
+const MAX_TCP: usize = 20;
+/// How long a TCP client may take to send its query or read the answer.
+const TCP_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings read from the environment.
+struct Config {
+    ipsend: IpAddr,
+    cachesize: u64,
+    forward_only: bool,
+    hide_ttl: bool,
+}
+
+pub fn run() -> common::Result<()> {
+    let ip = env("IP")?;
+    let listen =
+        parse_listen(&ip).ok_or_else(|| Error::temp(format!("unable to parse IP address {ip}")))?;
+    let udp = UdpSocket::bind(listen).map_err(|e| Error::sys("unable to bind UDP socket", e))?;
+    let tcp = TcpListener::bind(listen).map_err(|e| Error::sys("unable to bind TCP socket", e))?;
+    droproot()?;
+    read_seed();
+    let send = env("IPSEND")?;
+    let ipsend =
+        parse_ip(&send).ok_or_else(|| Error::temp(format!("unable to parse IP address {send}")))?;
+    let size = env("CACHESIZE")?;
+    let cachesize = common::getopt::scan_ulong(std::ffi::OsStr::new(&size)).0;
+    let cfg = Config {
+        ipsend,
+        cachesize,
+        forward_only: std::env::var_os("FORWARDONLY").is_some(),
+        hide_ttl: std::env::var_os("HIDETTL").is_some(),
+    };
+    let roots =
+        Roots::load(Path::new("servers")).map_err(|e| Error::sys("unable to read servers", e))?;
+    udp.set_nonblocking(true)
+        .map_err(|e| Error::sys("unable to bind UDP socket", e))?;
+    tcp.set_nonblocking(true)
+        .map_err(|e| Error::sys("unable to listen on TCP socket", e))?;
+    let mut server = Server::new(cfg, roots, udp, tcp);
+    log_lines(&[dnslog::starting()]);
+    server.serve()
+}
+
+fn env(name: &str) -> common::Result<String> {
+    std::env::var(name).map_err(|_| Error::temp(format!("${name} not set")))
+}
+
+/// IP as an address (port 53) or address with port.
+fn parse_listen(s: &str) -> Option<SocketAddr> {
+    crate::stub::parse_server(s.trim())
+}
+
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    let bare = s.trim().trim_start_matches('[').trim_end_matches(']');
+    bare.parse().ok()
+}
+
+/// chdir to $ROOT; when root, chroot there and become $GID/$UID.
+fn droproot() -> common::Result<()> {
+    let root = env("ROOT")?;
+    std::env::set_current_dir(&root)
+        .map_err(|e| Error::sys(format!("unable to chdir to {root}"), e))?;
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    nix::unistd::chroot(".").map_err(|e| Error::sys(format!("unable to chroot to {root}"), e))?;
+    let gid = env("GID")?;
+    common::privs::set_gid(common::getopt::scan_ulong(std::ffi::OsStr::new(&gid)).0 as u32)?;
+    let uid = env("UID")?;
+    common::privs::set_uid(common::getopt::scan_ulong(std::ffi::OsStr::new(&uid)).0 as u32)
+}
+
+/// djbdns seeds its generator from stdin; ours uses the kernel's, but the
+/// seed is still consumed so the run script's `exec <seed` behaves the same.
+fn read_seed() {
+    let mut seed = [0u8; 128];
+    let _ = io::stdin().read(&mut seed);
+}
+
+/// Write log lines to stderr, each with one write.
+fn log_lines(lines: &[String]) {
+    let mut err = io::stderr().lock();
+    for l in lines {
+        let _ = err.write_all(format!("{l}\n").as_bytes());
+    }
+}
+
+/// Who asked a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    Udp(SocketAddr),
+    Tcp(usize),
+}
+
+/// A client query in progress.
+struct Active {
+    qnum: u64,
+    client: Client,
+    /// The client's header bytes 0..4 (id and flags) and question as sent.
+    id: u16,
+    rd: bool,
+    question: Vec<u8>,
+    resolution: Resolution,
+    transmit: Option<Transmit>,
+    started: u64,
+}
+
+/// A TCP client connection.
+struct TcpClient {
+    stream: TcpStream,
+    peer: SocketAddr,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    busy: bool,
+    deadline: Instant,
+}
+
+/// What a poll entry stands for.
+#[derive(Clone, Copy)]
+enum Token {
+    Udp,
+    Listen,
+    Tcp(usize),
+    Upstream(usize),
+}
+
+struct Server {
+    cfg: Config,
+    roots: Roots,
+    cache: Cache,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    queries: Vec<Option<Active>>,
+    tcps: Vec<Option<TcpClient>>,
+    numqueries: u64,
+    last_stats: Instant,
+}
+
+impl Server {
+    fn new(cfg: Config, roots: Roots, udp: UdpSocket, tcp: TcpListener) -> Server {
+        Server {
+            cache: Cache::new(cfg.cachesize),
+            cfg,
+            roots,
+            udp,
+            tcp,
+            queries: Vec::new(),
+            tcps: Vec::new(),
+            numqueries: 0,
+            last_stats: Instant::now(),
+        }
+    }
+
+    /// The main loop: never returns except on a poll failure.
+    fn serve(&mut self) -> common::Result<()> {
+        loop {
+            let (fds, tokens) = self.poll_set();
+            let timeout = self.next_deadline().map_or(PollTimeout::NONE, |d| {
+                let ms = d
+                    .saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(60_000) as u16;
+                PollTimeout::from(ms)
+            });
+            let mut pfds: Vec<PollFd> = fds
+                .iter()
+                .map(|&(fd, write)| {
+                    // SAFETY: every fd belongs to a socket owned by self for the whole poll.
+                    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+                    PollFd::new(
+                        b,
+                        if write {
+                            PollFlags::POLLOUT
+                        } else {
+                            PollFlags::POLLIN
+                        },
+                    )
+                })
+                .collect();
+            match poll(&mut pfds, timeout) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("unable to poll", e)),
+            }
+            let ready: Vec<Token> = pfds
+                .iter()
+                .zip(tokens.iter())
+                .filter(|(p, _)| p.revents().is_some_and(|r| !r.is_empty()))
+                .map(|(_, &t)| t)
+                .collect();
+            for t in ready {
+                self.handle(t);
+            }
+            self.expire(Instant::now());
+        }
+    }
+
+    fn poll_set(&self) -> (Vec<(RawFd, bool)>, Vec<Token>) {
+        let mut fds = vec![(self.udp.as_raw_fd(), false)];
+        let mut tokens = vec![Token::Udp];
+        if self.tcps.iter().flatten().count() < MAX_TCP {
+            fds.push((self.tcp.as_raw_fd(), false));
+            tokens.push(Token::Listen);
+        }
+        for (i, c) in self.tcps.iter().enumerate() {
+            if let Some(c) = c {
+                if !c.busy {
+                    fds.push((c.stream.as_raw_fd(), !c.outbuf.is_empty()));
+                    tokens.push(Token::Tcp(i));
+                }
+            }
+        }
+        for (i, q) in self.queries.iter().enumerate() {
+            if let Some(fd) = q
+                .as_ref()
+                .and_then(|q| q.transmit.as_ref())
+                .and_then(|t| t.poll_fd())
+            {
+                fds.push(fd);
+                tokens.push(Token::Upstream(i));
+            }
+        }
+        (fds, tokens)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let up = self
+            .queries
+            .iter()
+            .flatten()
+            .filter_map(|q| q.transmit.as_ref())
+            .map(|t| t.deadline);
+        let tc = self
+            .tcps
+            .iter()
+            .flatten()
+            .filter(|c| !c.busy)
+            .map(|c| c.deadline);
+        up.chain(tc).min()
+    }
+
+    fn handle(&mut self, t: Token) {
+        let now = Instant::now();
+        match t {
+            Token::Udp => self.udp_queries(now),
+            Token::Listen => self.accept(now),
+            Token::Tcp(i) => self.tcp_io(i, now),
+            Token::Upstream(i) => {
+                let ev = match self.queries[i].as_mut().and_then(|q| q.transmit.as_mut()) {
+                    Some(tr) => tr.ready(now),
+                    None => return,
+                };
+                self.upstream_event(i, ev, now);
+            }
+        }
+    }
+
+    /// Deadlines: upstream tries time out, idle TCP clients are closed.
+    fn expire(&mut self, now: Instant) {
+        for i in 0..self.queries.len() {
+            let due = self.queries[i]
+                .as_ref()
+                .and_then(|q| q.transmit.as_ref())
+                .is_some_and(|t| t.deadline <= now);
+            if due {
+                let ev = self.queries[i]
+                    .as_mut()
+                    .and_then(|q| q.transmit.as_mut())
+                    .map(|t| t.timeout(now));
+                if let Some(ev) = ev {
+                    self.upstream_event(i, ev, now);
+                }
+            }
+        }
+        for i in 0..self.tcps.len() {
+            if self.tcps[i]
+                .as_ref()
+                .is_some_and(|c| !c.busy && c.deadline <= now)
+            {
+                self.close_tcp(i, common::errstr::text(libc::ETIMEDOUT));
+            }
+        }
+    }
+
+    /// Read every waiting UDP query.
+    fn udp_queries(&mut self, now: Instant) {
+        let mut buf = [0u8; 4096];
+        for _ in 0..100 {
+            let (n, peer) = match self.udp.recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(_) => return,
+            };
+            if !roots::ok_client(Path::new("ip"), peer.ip()) {
+                continue;
+            }
+            if self
+                .queries
+                .iter()
+                .flatten()
+                .filter(|q| matches!(q.client, Client::Udp(_)))
+                .count()
+                >= MAX_UDP
+            {
+                self.drop_oldest_udp();
+            }
+            let packet = buf[..n].to_vec();
+            self.new_query(Client::Udp(peer), &packet, now);
+        }
+    }
+
+    fn drop_oldest_udp(&mut self) {
+        let oldest = self
+            .queries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, q)| q.as_ref().map(|q| (i, q)))
+            .filter(|(_, q)| matches!(q.client, Client::Udp(_)))
+            .min_by_key(|(_, q)| q.started)
+            .map(|(i, _)| i);
+        if let Some(i) = oldest {
+            if let Some(q) = self.queries[i].take() {
+                log_lines(&[dnslog::drop(q.qnum, common::errstr::text(libc::ETIMEDOUT))]);
+            }
+        }
+    }
+
+    /// A client's packet: check it is one plain query, log it, start it.
+    fn new_query(&mut self, client: Client, p: &[u8], now: Instant) {
+        let Some(h) = packet::Header::parse(p) else {
+            return;
+        };
+        if h.is_response() || h.flags[0] & 0x78 != 0 || h.qdcount != 1 {
+            return;
+        }
+        let Some((q, end)) = packet::get_question(p, 12) else {
+            return;
+        };
+        if q.qclass != packet::C_IN && q.qclass != packet::T_ANY {
+            return;
+        }
+        self.numqueries += 1;
+        let peer = match client {
+            Client::Udp(a) => a,
+            Client::Tcp(i) => self.tcps[i]
+                .as_ref()
+                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.peer),
+        };
+        log_lines(&[dnslog::query(self.numqueries, peer, h.id, q.qtype, &q.name)]);
+        let mut question = q.name.clone();
+        question.extend_from_slice(&p[end - 4..end]);
+        let active = Active {
+            qnum: self.numqueries,
+            client,
+            id: h.id,
+            rd: h.flags[0] & 1 != 0,
+            question,
+            resolution: Resolution::new(&q.name, q.qtype),
+            transmit: None,
+            started: self.numqueries,
+        };
+        let slot = match self.queries.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.queries.push(None);
+                self.queries.len() - 1
+            }
+        };
+        self.queries[slot] = Some(active);
+        let step = self.with_ctx(slot, now, |r, ctx| r.run(ctx));
+        self.step(slot, step, now);
+    }
+
+    /// Run the query's resolution with the cache and roots, then log.
+    fn with_ctx(
+        &mut self,
+        i: usize,
+        now: Instant,
+        f: impl FnOnce(&mut Resolution, &mut Ctx) -> Step,
+    ) -> Step {
+        let mut log = Vec::new();
+        let step = {
+            let q = self.queries[i].as_mut().expect("active query");
+            let mut ctx = Ctx {
+                cache: &mut self.cache,
+                roots: &self.roots,
+                forward_only: self.cfg.forward_only,
+                log: &mut log,
+                now,
+            };
+            f(&mut q.resolution, &mut ctx)
+        };
+        log_lines(&log);
+        step
+    }
+
+    /// Carry out what the resolution said.
+    fn step(&mut self, i: usize, step: Step, now: Instant) {
+        match step {
+            Step::Send {
+                servers,
+                qname,
+                qtype,
+                recursive,
+            } => {
+                let (t, ev) =
+                    Transmit::start(servers, &qname, qtype, recursive, self.cfg.ipsend, now);
+                if let Some(q) = self.queries[i].as_mut() {
+                    q.transmit = Some(t);
+                }
+                self.upstream_event(i, ev, now);
+            }
+            Step::NextServer => {
+                let ev = self.queries[i]
+                    .as_mut()
+                    .and_then(|q| q.transmit.as_mut())
+                    .map(|t| t.next_server(now));
+                if let Some(ev) = ev {
+                    self.upstream_event(i, ev, now);
+                }
+            }
+            Step::Done {
+                rcode,
+                records,
+                ancount,
+            } => self.respond(i, rcode, &records, ancount),
+        }
+    }
+
+    fn upstream_event(&mut self, i: usize, ev: Event, now: Instant) {
+        let step = match ev {
+            Event::Pending => return,
+            Event::Answer(server, buf) => {
+                let step = self.with_ctx(i, now, |r, ctx| r.response(ctx, server, &buf));
+                self.maybe_stats(now);
+                step
+            }
+            Event::Failed => self.with_ctx(i, now, |r, ctx| r.all_failed(ctx)),
+        };
+        self.step(i, step, now);
+    }
+
+    fn maybe_stats(&mut self, now: Instant) {
+        if now.duration_since(self.last_stats) >= Duration::from_secs(1) {
+            self.last_stats = now;
+            let udp = self
+                .queries
+                .iter()
+                .flatten()
+                .filter(|q| matches!(q.client, Client::Udp(_)))
+                .count();
+            let tcp = self.tcps.iter().flatten().count();
+            log_lines(&[dnslog::stats(self.numqueries, self.cache.motion, udp, tcp)]);
+        }
+    }
+
+    /// Send the answer to the client and end the query.
+    fn respond(&mut self, i: usize, rcode: u8, records: &[u8], ancount: u16) {
+        let Some(q) = self.queries[i].take() else {
+            return;
+        };
+        let mut p = crate::response::build(&crate::response::Answer {
+            id: q.id,
+            rd: q.rd,
+            rcode,
+            question: &q.question,
+            records,
+            ancount,
+            hide_ttl: self.cfg.hide_ttl,
+        });
+        match q.client {
+            Client::Udp(peer) => {
+                if p.len() > 512 {
+                    p.truncate(12 + q.question.len());
+                    p[2] |= 2;
+                    p[6..12].fill(0);
+                }
+                let _ = self.udp.send_to(&p, peer);
+            }
+            Client::Tcp(c) => {
+                if let Some(c) = self.tcps[c].as_mut() {
+                    c.outbuf = (p.len() as u16).to_be_bytes().to_vec();
+                    c.outbuf.extend_from_slice(&p);
+                    c.busy = false;
+                    c.deadline = Instant::now() + TCP_CLIENT_TIMEOUT;
+                }
+            }
+        }
+        log_lines(&[dnslog::sent(q.qnum, p.len())]);
+    }
+
+    fn accept(&mut self, now: Instant) {
+        let Ok((stream, peer)) = self.tcp.accept() else {
+            return;
+        };
+        if !roots::ok_client(Path::new("ip"), peer.ip()) || stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        log_lines(&[dnslog::tcpopen(peer)]);
+        let c = TcpClient {
+            stream,
+            peer,
+            inbuf: Vec::new(),
+            outbuf: Vec::new(),
+            busy: false,
+            deadline: now + TCP_CLIENT_TIMEOUT,
+        };
+        match self.tcps.iter().position(Option::is_none) {
+            Some(i) => self.tcps[i] = Some(c),
+            None => self.tcps.push(Some(c)),
+        }
+    }
+
+    /// A TCP client is readable or writable.
+    fn tcp_io(&mut self, i: usize, now: Instant) {
+        let Some(c) = self.tcps[i].as_mut() else {
+            return;
+        };
+        if !c.outbuf.is_empty() {
+            match c.stream.write(&c.outbuf) {
+                Ok(n) => {
+                    c.outbuf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return self.close_tcp(i, common::error::Errno::from(&e).text()),
+            }
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        match c.stream.read(&mut buf) {
+            Ok(0) => return self.close_tcp(i, common::errstr::text(0)),
+            Ok(n) => c.inbuf.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) => return self.close_tcp(i, common::error::Errno::from(&e).text()),
+        }
+        if c.inbuf.len() < 2 {
+            return;
+        }
+        let want = usize::from(u16::from_be_bytes([c.inbuf[0], c.inbuf[1]]));
+        if c.inbuf.len() < 2 + want {
+            return;
+        }
+        let query: Vec<u8> = c.inbuf.drain(..2 + want).skip(2).collect();
+        c.busy = true;
+        self.new_query(Client::Tcp(i), &query, now);
+        let pending = self
+            .queries
+            .iter()
+            .flatten()
+            .any(|q| q.client == Client::Tcp(i));
+        let answered = self.tcps[i].as_ref().is_some_and(|c| !c.outbuf.is_empty());
+        if !pending && !answered {
+            self.close_tcp(i, common::errstr::text(libc::EPROTO));
+        }
+    }
+
+    fn close_tcp(&mut self, i: usize, why: &str) {
+        if let Some(c) = self.tcps[i].take() {
+            log_lines(&[dnslog::tcpclose(c.peer, why)]);
+        }
+        for q in self.queries.iter_mut() {
+            if q.as_ref().is_some_and(|q| q.client == Client::Tcp(i)) {
+                *q = None;
+            }
+        }
+    }
+}
