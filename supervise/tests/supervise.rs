@@ -182,12 +182,27 @@ fn pause_continue_and_down() {
 
 #[test]
 fn signals_reach_the_service() {
+    // The shell waits with the `wait` builtin, which a trapped signal
+    // interrupts at once (a foreground child would make sh drop SIGINT).
     let t = TempDir::new("sv-signals");
     let run = "#!/bin/sh\n\
         for s in HUP ALRM INT TERM; do trap \"echo $s >> got\" $s; done\n\
-        echo started >> got\nwhile :; do sleep 0.05; done\n";
+        sleep 1000 &\necho started >> got\nwhile :; do wait; done\n";
     let s = make_service(t.path(), "s", run);
-    let _g = start_supervise(SUPERVISE, &s);
+    // supervise passes signal dispositions on as it got them (as the
+    // original); a test runner started in the background may have SIGINT
+    // ignored, so give supervise the defaults a boot script would.
+    let err = fs::File::create(s.with_extension("err")).unwrap();
+    let mut cmd = Command::new(SUPERVISE);
+    cmd.arg(&s).stderr(err);
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let _g = Guard::spawn(&mut cmd);
     wait_service_pid(&s, 0).unwrap();
     assert!(wait_until(DEADLINE, || read_text(&s.join("got")) == "started\n"));
     std::thread::sleep(Duration::from_millis(1100));
