@@ -1,7 +1,8 @@
 //! readproctitle: keep the latest bytes of stdin in the process's own
 //! command line, so that `ps` shows recent error messages without any log
-//! file (daemontools 0.76). The last argument is the window: each byte read
-//! shifts it left by one and lands at its end.
+//! file (daemontools 0.76). The last argument is the window: its first
+//! three bytes stay (the dots that separate it from "errors:"), and each
+//! byte read shifts the rest left by one and lands at its end.
 
 use common::{Error, Result};
 use std::ffi::OsString;
@@ -71,7 +72,7 @@ impl Window {
         // SAFETY: as in `matches`; nothing else in this single-threaded
         // program reads or writes this memory.
         let buf = unsafe { std::slice::from_raw_parts_mut(self.start, self.len) };
-        buf.copy_within(1.., 0);
+        buf[3..].copy_within(1.., 0);
         buf[self.len - 1] = c;
     }
 }

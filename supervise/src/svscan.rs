@@ -6,6 +6,8 @@
 //! holds both ends of that pipe for as long as it tracks the service, so no
 //! byte is lost while either side restarts. A directory that disappears is
 //! forgotten once its supervise processes have exited; nothing is killed.
+//! Beyond the original, a directory created in or moved into the scan
+//! directory is noticed through inotify and scanned for half a second later.
 //!
 //! As an ordinary process svscan catches no signals: killing it leaves the
 //! services running. Only as PID 1 of a container (or with SVSCAN_PID1=1,
@@ -24,11 +26,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 mod pid1;
+mod wait;
 
 /// The original's fixed table size.
 pub const SERVICES: usize = 1000;
 /// Time between two scans.
 pub const PERIOD: Duration = Duration::from_secs(5);
+/// After a change in the scan directory, how long to let it settle (a
+/// service directory and its log/ made one after the other) before scanning.
+pub const SETTLE: Duration = Duration::from_millis(500);
 
 const WARNING: &str = "svscan: warning: ";
 
@@ -283,23 +289,36 @@ pub fn run(args: Vec<OsString>) -> Result<()> {
         nix::unistd::chdir(dir.as_os_str())
             .map_err(|e| Error::sys(format!("unable to chdir to {}", dir.to_string_lossy()), e))?;
     }
+    let pid1 = pid1::wanted();
+    if pid1 {
+        pid1::become_subreaper();
+    }
+    let mut waker = wait::Waker::new(pid1)?;
     let mut scanner = Scanner::default();
-    let mut waker = pid1::Waker::new()?;
     loop {
         scanner.reap();
         scanner.scan();
-        let next = Instant::now() + PERIOD;
-        while let Some(left) = next.checked_duration_since(Instant::now()) {
+        if !scanner.wait(&mut waker) {
+            scanner.shutdown();
+            return Ok(());
+        }
+    }
+}
+
+impl Scanner {
+    /// Wait until the next scan is due; false when asked to shut down.
+    fn wait(&mut self, waker: &mut wait::Waker) -> bool {
+        let mut next = Instant::now() + PERIOD;
+        loop {
+            let left = next.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                break;
+                return true;
             }
             match waker.wait(left) {
-                pid1::Event::Timeout => break,
-                pid1::Event::Child => scanner.reap(),
-                pid1::Event::Stop => {
-                    scanner.shutdown();
-                    return Ok(());
-                }
+                wait::Event::Timeout => {}
+                wait::Event::Child => self.reap(),
+                wait::Event::DirChanged => next = next.min(Instant::now() + SETTLE),
+                wait::Event::Stop => return false,
             }
         }
     }

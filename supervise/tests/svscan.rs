@@ -232,3 +232,98 @@ fn pid1_mode_reaps_orphans_and_stops_everything_on_term() {
     }
     assert_eq!(svscan_stderr(&sv), "");
 }
+
+const READPROCTITLE: &str = env!("CARGO_BIN_EXE_readproctitle");
+
+/// Feed `input` to `bin service errors: ....................` and wait
+/// until its command line ends with the window `want`, while its stdin is
+/// still open; then check it exits 0 at the end of its input.
+fn title_shows(bin: &str, input: &[u8], want: &[u8]) -> bool {
+    use std::io::Write;
+    let mut g = Guard::spawn(
+        Command::new(bin)
+            .args(["service", "errors:", "...................."])
+            .stdin(Stdio::piped()),
+    );
+    let mut stdin = g.child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    stdin.flush().unwrap();
+    let pid = g.pid();
+    let full = [b"service\0errors:\0", want, b"\0"].concat();
+    let shown = wait_until(DEADLINE, || {
+        fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.ends_with(&full))
+    });
+    drop(stdin);
+    let st = g
+        .wait_for(DEADLINE)
+        .expect("readproctitle exits at end of input");
+    assert_eq!(st.code(), Some(0));
+    shown
+}
+
+#[test]
+fn readproctitle_shows_the_latest_bytes() {
+    let cases: [(&[u8], &[u8]); 2] = [
+        (b"oops\nbad!\n", b"..........oops\nbad!\n"),
+        (
+            b"0123456789abcdefghijKLMNOPQRSTUVWXYZ",
+            b"...jKLMNOPQRSTUVWXYZ",
+        ),
+    ];
+    for (input, want) in cases {
+        assert!(title_shows(READPROCTITLE, input, want), "{want:?}");
+        if have_peer(
+            "/usr/bin/readproctitle",
+            "readproctitle_shows_the_latest_bytes",
+        ) {
+            assert!(title_shows("/usr/bin/readproctitle", input, want));
+        }
+    }
+    // Too short a window: exit 100 without a word, as the original.
+    let out = run(Command::new(READPROCTITLE).args(["a", "b"]));
+    assert_eq!((out.status.code(), out.stderr.len()), (Some(100), 0));
+}
+
+#[test]
+fn svscanboot_runs_svscan_into_readproctitle() {
+    // svscanboot sets the original's fixed PATH, so it runs whichever
+    // svscan, supervise and readproctitle are installed there.
+    let installed = ["/usr/local/bin", "/usr/bin"]
+        .iter()
+        .any(|d| Path::new(d).join("svscan").exists());
+    if !installed {
+        eprintln!("SKIP svscanboot: no svscan installed in the original's PATH");
+        return;
+    }
+    let t = TempDir::new("svscanboot");
+    let sv = t.join("service");
+    fs::create_dir(&sv).unwrap();
+    make_service(&sv, "a", "#!/bin/sh\nenv > env.out\nexec sleep 1000\n");
+    fs::create_dir(sv.join("norun")).unwrap();
+    let mut g = Guard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_svscanboot"))
+            .arg(&sv)
+            .env("SVSCANBOOT_TEST_MARK", "1")
+            .stdin(Stdio::null()),
+    );
+    let a = wait_service_pid(&sv.join("a"), 0);
+    assert!(a.is_some(), "service a not started");
+    let path_line = format!("PATH={}\n", supervise::svscanboot::PATH);
+    let env_out = wait_for(DEADLINE, || {
+        let t = read_text(&sv.join("a/env.out"));
+        t.contains(&path_line).then_some(t)
+    })
+    .expect("service a sees the original's PATH");
+    assert!(!env_out.contains("SVSCANBOOT_TEST_MARK"), "{env_out}");
+    // supervise's complaint about norun/run shows in readproctitle's title.
+    let me = g.pid();
+    let shown = wait_until(DEADLINE, || {
+        descendants(me).iter().any(|p| {
+            let c = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            c.starts_with(b"readproctitle\0service\0errors:\0...")
+                && String::from_utf8_lossy(&c).contains("unable to start norun/run")
+        })
+    });
+    assert!(shown, "svscan's errors not in readproctitle's title");
+    g.kill_all();
+}
