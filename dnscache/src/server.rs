@@ -125,8 +125,16 @@ struct Active {
     rd: bool,
     question: Vec<u8>,
     resolution: Resolution,
-    transmit: Option<Transmit>,
     started: u64,
+}
+
+/// One upstream question in flight and the client queries waiting for its
+/// answer: identical questions to the same servers are asked once
+/// (CVE-2008-4392), so a spoofer gets one chance per question, not many.
+struct Flight {
+    transmit: Transmit,
+    key: (Vec<u8>, u16, bool, Vec<SocketAddr>),
+    waiters: Vec<usize>,
 }
 
 /// A TCP client connection.
@@ -145,7 +153,8 @@ enum Token {
     Udp,
     Listen,
     Tcp(usize),
-    Upstream(usize),
+    /// A flight and which of its sockets.
+    Upstream(usize, usize),
 }
 
 struct Server {
@@ -155,6 +164,7 @@ struct Server {
     udp: UdpSocket,
     tcp: TcpListener,
     queries: Vec<Option<Active>>,
+    flights: Vec<Option<Flight>>,
     tcps: Vec<Option<TcpClient>>,
     numqueries: u64,
     last_stats: Instant,
@@ -169,6 +179,7 @@ impl Server {
             udp,
             tcp,
             queries: Vec::new(),
+            flights: Vec::new(),
             tcps: Vec::new(),
             numqueries: 0,
             last_stats: Instant::now(),
@@ -234,26 +245,17 @@ impl Server {
                 }
             }
         }
-        for (i, q) in self.queries.iter().enumerate() {
-            if let Some(fd) = q
-                .as_ref()
-                .and_then(|q| q.transmit.as_ref())
-                .and_then(|t| t.poll_fd())
-            {
-                fds.push(fd);
-                tokens.push(Token::Upstream(i));
+        for (f, flight) in self.flights.iter().enumerate() {
+            for (k, fd, write) in flight.iter().flat_map(|fl| fl.transmit.poll_fds()) {
+                fds.push((fd, write));
+                tokens.push(Token::Upstream(f, k));
             }
         }
         (fds, tokens)
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let up = self
-            .queries
-            .iter()
-            .flatten()
-            .filter_map(|q| q.transmit.as_ref())
-            .map(|t| t.deadline);
+        let up = self.flights.iter().flatten().map(|f| f.transmit.deadline);
         let tc = self
             .tcps
             .iter()
@@ -269,32 +271,25 @@ impl Server {
             Token::Udp => self.udp_queries(now),
             Token::Listen => self.accept(now),
             Token::Tcp(i) => self.tcp_io(i, now),
-            Token::Upstream(i) => {
-                let ev = match self.queries[i].as_mut().and_then(|q| q.transmit.as_mut()) {
-                    Some(tr) => tr.ready(now),
+            Token::Upstream(f, k) => {
+                let ev = match self.flights[f].as_mut() {
+                    Some(fl) if k == 0 => fl.transmit.ready(now),
+                    Some(fl) => fl.transmit.old_ready(k),
                     None => return,
                 };
-                self.upstream_event(i, ev, now);
+                self.flight_event(f, ev, now);
             }
         }
     }
 
     /// Deadlines: upstream tries time out, idle TCP clients are closed.
     fn expire(&mut self, now: Instant) {
-        for i in 0..self.queries.len() {
-            let due = self.queries[i]
-                .as_ref()
-                .and_then(|q| q.transmit.as_ref())
-                .is_some_and(|t| t.deadline <= now);
-            if due {
-                let ev = self.queries[i]
-                    .as_mut()
-                    .and_then(|q| q.transmit.as_mut())
-                    .map(|t| t.timeout(now));
-                if let Some(ev) = ev {
-                    self.upstream_event(i, ev, now);
-                }
-            }
+        for f in 0..self.flights.len() {
+            let ev = match self.flights[f].as_mut() {
+                Some(fl) if fl.transmit.deadline <= now => fl.transmit.timeout(now),
+                _ => continue,
+            };
+            self.flight_event(f, ev, now);
         }
         for i in 0..self.tcps.len() {
             if self.tcps[i]
@@ -344,6 +339,7 @@ impl Server {
         if let Some(i) = oldest {
             if let Some(q) = self.queries[i].take() {
                 log_lines(&[dnslog::drop(q.qnum, common::errstr::text(libc::ETIMEDOUT))]);
+                self.leave_flights(i);
             }
         }
     }
@@ -379,7 +375,6 @@ impl Server {
             rd: h.flags[0] & 1 != 0,
             question,
             resolution: Resolution::new(&q.name, q.qtype),
-            transmit: None,
             started: self.numqueries,
         };
         let slot = match self.queries.iter().position(Option::is_none) {
@@ -425,22 +420,12 @@ impl Server {
                 qname,
                 qtype,
                 recursive,
-            } => {
-                let (t, ev) =
-                    Transmit::start(servers, &qname, qtype, recursive, self.cfg.ipsend, now);
-                if let Some(q) = self.queries[i].as_mut() {
-                    q.transmit = Some(t);
-                }
-                self.upstream_event(i, ev, now);
-            }
+            } => self.send(i, (qname, qtype, recursive, servers), now),
             Step::NextServer => {
-                let ev = self.queries[i]
-                    .as_mut()
-                    .and_then(|q| q.transmit.as_mut())
-                    .map(|t| t.next_server(now));
-                if let Some(ev) = ev {
-                    self.upstream_event(i, ev, now);
-                }
+                // Only answers give NextServer, and those are handled in
+                // flight_event; a query without a flight has nothing to retry.
+                let step = self.with_ctx(i, now, |r, ctx| r.all_failed(ctx));
+                self.step(i, step, now);
             }
             Step::Done {
                 rcode,
@@ -450,17 +435,84 @@ impl Server {
         }
     }
 
-    fn upstream_event(&mut self, i: usize, ev: Event, now: Instant) {
-        let step = match ev {
-            Event::Pending => return,
-            Event::Answer(server, buf) => {
-                let step = self.with_ctx(i, now, |r, ctx| r.response(ctx, server, &buf));
-                self.maybe_stats(now);
-                step
+    /// Join the flight asking the same, or start one.
+    fn send(&mut self, i: usize, key: (Vec<u8>, u16, bool, Vec<SocketAddr>), now: Instant) {
+        let same = |f: &Option<Flight>| f.as_ref().is_some_and(|f| f.key == key);
+        if let Some(f) = self.flights.iter().position(same) {
+            if let Some(fl) = self.flights[f].as_mut() {
+                fl.waiters.push(i);
             }
-            Event::Failed => self.with_ctx(i, now, |r, ctx| r.all_failed(ctx)),
+            return;
+        }
+        let (qname, qtype, recursive, servers) = key.clone();
+        let (transmit, ev) =
+            Transmit::start(servers, &qname, qtype, recursive, self.cfg.ipsend, now);
+        let flight = Flight {
+            transmit,
+            key,
+            waiters: vec![i],
         };
-        self.step(i, step, now);
+        let f = match self.flights.iter().position(Option::is_none) {
+            Some(f) => f,
+            None => {
+                self.flights.push(None);
+                self.flights.len() - 1
+            }
+        };
+        self.flights[f] = Some(flight);
+        self.flight_event(f, ev, now);
+    }
+
+    /// A flight's answer or failure goes to every query waiting on it;
+    /// those that find the answer lame keep the flight going to the next
+    /// server.
+    fn flight_event(&mut self, f: usize, ev: Event, now: Instant) {
+        let mut ev = ev;
+        loop {
+            let waiters = match (&ev, self.flights[f].as_mut()) {
+                (Event::Pending, _) | (_, None) => return,
+                (_, Some(fl)) => std::mem::take(&mut fl.waiters),
+            };
+            let (server, buf) = match ev {
+                Event::Answer(server, buf) => (server, buf),
+                _ => {
+                    self.flights[f] = None;
+                    for w in waiters {
+                        if self.queries[w].is_some() {
+                            let step = self.with_ctx(w, now, |r, ctx| r.all_failed(ctx));
+                            self.step(w, step, now);
+                        }
+                    }
+                    return;
+                }
+            };
+            let mut lame = Vec::new();
+            let mut moved = Vec::new();
+            for w in waiters {
+                if self.queries[w].is_none() {
+                    continue;
+                }
+                match self.with_ctx(w, now, |r, ctx| r.response(ctx, server, &buf)) {
+                    Step::NextServer => lame.push(w),
+                    step => moved.push((w, step)),
+                }
+            }
+            self.maybe_stats(now);
+            if lame.is_empty() {
+                self.flights[f] = None;
+            }
+            for (w, step) in moved {
+                self.step(w, step, now);
+            }
+            if lame.is_empty() {
+                return;
+            }
+            let Some(fl) = self.flights[f].as_mut() else {
+                return;
+            };
+            fl.waiters.extend(lame);
+            ev = fl.transmit.next_server(now);
+        }
     }
 
     fn maybe_stats(&mut self, now: Instant) {
@@ -581,9 +633,26 @@ impl Server {
         if let Some(c) = self.tcps[i].take() {
             log_lines(&[dnslog::tcpclose(c.peer, why)]);
         }
-        for q in self.queries.iter_mut() {
-            if q.as_ref().is_some_and(|q| q.client == Client::Tcp(i)) {
-                *q = None;
+        for j in 0..self.queries.len() {
+            if self.queries[j]
+                .as_ref()
+                .is_some_and(|q| q.client == Client::Tcp(i))
+            {
+                self.queries[j] = None;
+                self.leave_flights(j);
+            }
+        }
+    }
+
+    /// A query was dropped: it waits on no flight any more, and a flight
+    /// nobody waits on is abandoned.
+    fn leave_flights(&mut self, i: usize) {
+        for f in self.flights.iter_mut() {
+            if let Some(fl) = f.as_mut() {
+                fl.waiters.retain(|&w| w != i);
+                if fl.waiters.is_empty() {
+                    *f = None;
+                }
             }
         }
     }

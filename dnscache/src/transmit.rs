@@ -4,7 +4,9 @@
 //! random port with a random id, connected to the server asked; an answer
 //! counts only if it is a response to exactly that question. A truncated
 //! answer is asked again over TCP of the same server. Servers that fail or
-//! refuse are not asked again for this question.
+//! refuse are not asked again for this question. Unlike djbdns the sockets
+//! of earlier tries stay open until the question is settled, so a slow
+//! server's late but genuine answer is still taken.
 
 use crate::packet;
 use crate::stub::random_bytes;
@@ -16,6 +18,8 @@ use std::time::{Duration, Instant};
 
 const ROUNDS: [u64; 4] = [1, 3, 11, 45];
 const TCP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Earlier tries still listened to.
+const MAX_OLD: usize = 8;
 
 /// The connection of the current try.
 enum Conn {
@@ -47,6 +51,8 @@ pub struct Transmit {
     ipsend: IpAddr,
     pub deadline: Instant,
     conn: Conn,
+    /// Earlier UDP tries: socket, the query sent on it, the server asked.
+    old: Vec<(UdpSocket, Vec<u8>, SocketAddr)>,
 }
 
 impl Transmit {
@@ -72,6 +78,7 @@ impl Transmit {
             ipsend,
             deadline: now,
             conn: Conn::None,
+            old: Vec::new(),
         };
         let ev = if n == 0 {
             Event::Failed
@@ -81,13 +88,33 @@ impl Transmit {
         (t, ev)
     }
 
-    /// The descriptor to poll and whether to wait for writability.
-    pub fn poll_fd(&self) -> Option<(RawFd, bool)> {
-        match &self.conn {
-            Conn::None => None,
-            Conn::Udp(s) => Some((s.as_raw_fd(), false)),
-            Conn::Tcp(s, out, _) => Some((s.as_raw_fd(), !out.is_empty())),
+    /// The descriptors to poll (the current try first, then earlier
+    /// ones) and whether to wait for writability.
+    /// Each comes with its number: 0 for the current try, k for old[k-1].
+    pub fn poll_fds(&self) -> Vec<(usize, RawFd, bool)> {
+        let mut fds = match &self.conn {
+            Conn::None => vec![],
+            Conn::Udp(s) => vec![(0, s.as_raw_fd(), false)],
+            Conn::Tcp(s, out, _) => vec![(0, s.as_raw_fd(), !out.is_empty())],
+        };
+        let old = self.old.iter().enumerate();
+        fds.extend(old.map(|(k, (s, _, _))| (k + 1, s.as_raw_fd(), false)));
+        fds
+    }
+
+    /// An earlier try's socket (`k` counting from 1) is readable.
+    pub fn old_ready(&mut self, k: usize) -> Event {
+        let Some((s, query, server)) = self.old.get(k - 1) else {
+            return Event::Pending;
+        };
+        let mut buf = vec![0u8; 65535];
+        while let Ok(n) = s.recv(&mut buf) {
+            let answer = &buf[..n];
+            if crate::stub::is_answer_to(answer, query) && answer[2] & 2 == 0 {
+                return Event::Answer(*server, answer.to_vec());
+            }
         }
+        Event::Pending
     }
 
     /// Send to the current server; on an immediate error go to the next.
@@ -113,7 +140,13 @@ impl Transmit {
 
     /// Move to the next server not yet failed, round after round.
     fn advance(&mut self) -> bool {
-        self.conn = Conn::None;
+        if let Conn::Udp(s) = std::mem::replace(&mut self.conn, Conn::None) {
+            if self.old.len() >= MAX_OLD {
+                self.old.remove(0);
+            }
+            self.old
+                .push((s, self.query.clone(), self.servers[self.idx]));
+        }
         loop {
             if self.failed.iter().all(|&f| f) {
                 return false;

@@ -329,3 +329,63 @@ fn real_hierarchy_same_answers_as_debians_dnscache() {
         r.txt("txt.example.test").unwrap()
     );
 }
+
+/// The answer a fake upstream gives to `query`: one A record, 1.1.1.1.
+fn fake_answer(query: &[u8]) -> Vec<u8> {
+    let mut ans = query.to_vec();
+    ans[2] |= 0x84;
+    ans[7] = 1;
+    ans.extend_from_slice(b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x01\x01\x01\x01");
+    ans
+}
+
+#[test]
+fn identical_questions_share_one_upstream_query() {
+    let fake = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let fake_addr = fake.local_addr().unwrap();
+    let servers = vec![("merge.test", format!("{fake_addr}\n"))];
+    let listen = format!("127.0.0.1:{}", free_port("127.0.0.1"));
+    let cache = Cache::start(DNSCACHE, &listen, &servers, &["127"], &[]);
+    let addr = cache.addr;
+    let clients: Vec<_> = (0..3)
+        .map(|_| std::thread::spawn(move || Resolver::with_servers(vec![addr]).ip4("x.merge.test")))
+        .collect();
+    fake.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let (n, peer) = fake.recv_from(&mut buf).unwrap();
+    let first = buf[..n].to_vec();
+    // Let the other clients' queries reach the cache before answering.
+    cache.wait_for("query 3 ");
+    fake.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let more = fake.recv_from(&mut buf).is_ok();
+    fake.send_to(&fake_answer(&first), peer).unwrap();
+    for c in clients {
+        assert_eq!(c.join().unwrap().unwrap(), vec![Ipv4Addr::new(1, 1, 1, 1)]);
+    }
+    assert!(!more, "one upstream query for three identical questions");
+}
+
+#[test]
+fn a_late_answer_to_an_earlier_try_is_taken() {
+    let fake = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let fake_addr = fake.local_addr().unwrap();
+    let servers = vec![("late.test", format!("{fake_addr}\n"))];
+    let listen = format!("127.0.0.1:{}", free_port("127.0.0.1"));
+    let cache = Cache::start(DNSCACHE, &listen, &servers, &["127"], &[]);
+    fake.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let addr = cache.addr;
+    let client = std::thread::spawn(move || Resolver::with_servers(vec![addr]).ip4("y.late.test"));
+    let mut buf = [0u8; 512];
+    let (n, peer1) = fake.recv_from(&mut buf).unwrap();
+    let first = buf[..n].to_vec();
+    let (_, peer2) = fake.recv_from(&mut buf).unwrap();
+    assert_ne!(peer1, peer2, "the retry comes from a new port");
+    fake.send_to(&fake_answer(&first), peer1).unwrap();
+    assert_eq!(
+        client.join().unwrap().unwrap(),
+        vec![Ipv4Addr::new(1, 1, 1, 1)]
+    );
+}
