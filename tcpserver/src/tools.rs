@@ -27,6 +27,7 @@ fn filter(mut f: impl FnMut(&[u8], &mut Vec<u8>)) -> Result<()> {
         out.write_all(&conv)
             .map_err(|e| Error::sys("unable to write output", e))?;
     }
+    conv.clear();
     f(&[], &mut conv);
     out.write_all(&conv)
         .and_then(|()| out.flush())
