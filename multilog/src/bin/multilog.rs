@@ -1,0 +1,3 @@
+fn main() {
+    common::error::main_exit("multilog", multilog::multilog::run());
+}

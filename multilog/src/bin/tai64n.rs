@@ -1,0 +1,3 @@
+fn main() {
+    common::error::main_exit("tai64n", multilog::tai64n::run());
+}

@@ -1,0 +1,3 @@
+fn main() {
+    common::error::main_exit("tai64nlocal", multilog::tai64nlocal::run());
+}
