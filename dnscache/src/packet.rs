@@ -149,6 +149,34 @@ pub fn build_query(id: u16, qname: &[u8], qtype: u16, recursive: bool) -> Vec<u8
     q
 }
 
+/// The EDNS0 (RFC 6891) UDP payload size dnscache offers and accepts at most.
+pub const EDNS_SIZE: u16 = 1232;
+/// Type of the EDNS0 pseudo-record.
+pub const T_OPT: u16 = 41;
+
+/// An OPT pseudo-record offering `size` bytes over UDP.
+pub fn opt_record(size: u16) -> [u8; 11] {
+    let s = size.to_be_bytes();
+    [0, 0, 41, s[0], s[1], 0, 0, 0, 0, 0, 0]
+}
+
+/// `query` with an OPT record added (arcount becomes 1).
+pub fn with_edns(mut query: Vec<u8>, size: u16) -> Vec<u8> {
+    if query.len() >= 12 {
+        query[10..12].copy_from_slice(&1u16.to_be_bytes());
+        query.extend_from_slice(&opt_record(size));
+    }
+    query
+}
+
+/// The UDP payload size a message's OPT record offers, if it has one.
+pub fn edns_size(msg: &Message) -> Option<u16> {
+    msg.additional
+        .iter()
+        .find(|r| r.rtype == T_OPT && r.name == [0])
+        .map(|r| r.class)
+}
+
 /// The fixed 12-byte header of a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {

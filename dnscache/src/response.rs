@@ -17,6 +17,8 @@ pub struct Answer<'a> {
     pub records: &'a [u8],
     pub ancount: u16,
     pub hide_ttl: bool,
+    /// Whether the client offered EDNS0 (then an OPT record is added).
+    pub edns: bool,
 }
 
 /// Names already in the packet: lowercase suffix and where it starts.
@@ -74,7 +76,19 @@ pub fn build(a: &Answer) -> Vec<u8> {
             None => break,
         }
     }
+    if a.edns {
+        add_opt(&mut w.out);
+    }
     w.out
+}
+
+/// Append our OPT record and count it.
+pub fn add_opt(p: &mut Vec<u8>) {
+    if p.len() >= 12 {
+        let ar = u16::from_be_bytes([p[10], p[11]]) + 1;
+        p[10..12].copy_from_slice(&ar.to_be_bytes());
+        p.extend_from_slice(&packet::opt_record(packet::EDNS_SIZE));
+    }
 }
 
 /// Copy one record from `records` at `pos`; returns where the next starts.
@@ -152,6 +166,7 @@ mod tests {
             records: &recs,
             ancount: 2,
             hide_ttl: true,
+            edns: false,
         });
         let msg = packet::parse(&p).unwrap();
         assert_eq!(msg.answers.len(), 2);

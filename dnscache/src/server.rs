@@ -124,6 +124,8 @@ struct Active {
     id: u16,
     rd: bool,
     question: Vec<u8>,
+    /// The UDP payload size the client offered with EDNS0, if it did.
+    edns: Option<u16>,
     resolution: Resolution,
     started: u64,
 }
@@ -373,6 +375,7 @@ impl Server {
             client,
             id: h.id,
             rd: h.flags[0] & 1 != 0,
+            edns: packet::parse(p).and_then(|m| packet::edns_size(&m)),
             question,
             resolution: Resolution::new(&q.name, q.qtype),
             started: self.numqueries,
@@ -542,13 +545,18 @@ impl Server {
             records,
             ancount,
             hide_ttl: self.cfg.hide_ttl,
+            edns: q.edns.is_some(),
         });
         match q.client {
             Client::Udp(peer) => {
-                if p.len() > 512 {
+                let limit = q.edns.map_or(512, |s| s.clamp(512, packet::EDNS_SIZE));
+                if p.len() > usize::from(limit) {
                     p.truncate(12 + q.question.len());
                     p[2] |= 2;
                     p[6..12].fill(0);
+                    if q.edns.is_some() {
+                        crate::response::add_opt(&mut p);
+                    }
                 }
                 let _ = self.udp.send_to(&p, peer);
             }

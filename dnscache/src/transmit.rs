@@ -51,6 +51,8 @@ pub struct Transmit {
     ipsend: IpAddr,
     pub deadline: Instant,
     conn: Conn,
+    /// Whether to offer EDNS0; dropped for a server that answers FORMERR.
+    edns: bool,
     /// Earlier UDP tries: socket, the query sent on it, the server asked.
     old: Vec<(UdpSocket, Vec<u8>, SocketAddr)>,
 }
@@ -78,6 +80,7 @@ impl Transmit {
             ipsend,
             deadline: now,
             conn: Conn::None,
+            edns: true,
             old: Vec::new(),
         };
         let ev = if n == 0 {
@@ -122,6 +125,9 @@ impl Transmit {
         loop {
             let server = self.servers[self.idx];
             self.query = packet::build_query(random_u16(), &self.qname, self.qtype, self.recursive);
+            if self.edns {
+                self.query = packet::with_edns(std::mem::take(&mut self.query), packet::EDNS_SIZE);
+            }
             self.deadline = now + Duration::from_secs(ROUNDS[self.round]);
             match udp_send(server, self.ipsend, &self.query) {
                 Ok(s) => {
@@ -206,6 +212,11 @@ impl Transmit {
                         continue;
                     }
                     let server = self.servers[self.idx];
+                    if answer[3] & 15 == 1 && self.edns {
+                        // FORMERR: an old server that knows no EDNS0; ask it plainly.
+                        self.edns = false;
+                        return self.try_current(now);
+                    }
                     if answer[2] & 2 != 0 {
                         return self.start_tcp(server, now);
                     }

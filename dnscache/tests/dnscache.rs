@@ -148,6 +148,15 @@ fn access_control_and_bad_packets() {
     assert_eq!(m.answers.len(), 1);
     assert_eq!(m.answers[0].ttl, 0, "HIDETTL");
     assert_eq!(m.answers[0].data(&a), &[10, 1, 2, 3]);
+    // EDNS0: 40 addresses fit in 1232 bytes, not in 512.
+    let edns = dnscache::packet::with_edns(
+        dnscache::packet::build_query(8, b"\x03big\x04test\x00", 1, true),
+        1232,
+    );
+    let e = ask_from("127.0.0.1", &edns).expect("an answer");
+    let m = dnscache::packet::parse(&e).unwrap();
+    assert_eq!((e[2] & 2, m.answers.len(), m.additional.len()), (0, 40, 1));
+    assert_eq!(dnscache::packet::edns_size(&m), Some(1232));
     // A truncated UDP answer carries no records.
     let big = dnscache::packet::build_query(7, b"\x03big\x04test\x00", 16, true);
     let t = ask_from("127.0.0.1", &big).expect("an answer");
@@ -166,7 +175,7 @@ fn spoofed_upstream_answers_are_ignored_and_failures_give_servfail() {
             .unwrap();
         let mut buf = [0u8; 512];
         let (n, peer) = fake.recv_from(&mut buf).unwrap();
-        let mut ans = buf[..n].to_vec();
+        let mut ans = strip_edns(&buf[..n]);
         ans[2] |= 0x84;
         ans[7] = 1;
         ans.extend_from_slice(b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04");
@@ -330,9 +339,19 @@ fn real_hierarchy_same_answers_as_debians_dnscache() {
     );
 }
 
+/// A query without its OPT record, as a server knowing no EDNS0 sees it.
+fn strip_edns(query: &[u8]) -> Vec<u8> {
+    let mut q = query.to_vec();
+    if q[10..12] == [0, 1] {
+        q.truncate(q.len() - 11);
+        q[11] = 0;
+    }
+    q
+}
+
 /// The answer a fake upstream gives to `query`: one A record, 1.1.1.1.
 fn fake_answer(query: &[u8]) -> Vec<u8> {
-    let mut ans = query.to_vec();
+    let mut ans = strip_edns(query);
     ans[2] |= 0x84;
     ans[7] = 1;
     ans.extend_from_slice(b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x01\x01\x01\x01");
@@ -384,6 +403,36 @@ fn a_late_answer_to_an_earlier_try_is_taken() {
     let (_, peer2) = fake.recv_from(&mut buf).unwrap();
     assert_ne!(peer1, peer2, "the retry comes from a new port");
     fake.send_to(&fake_answer(&first), peer1).unwrap();
+    assert_eq!(
+        client.join().unwrap().unwrap(),
+        vec![Ipv4Addr::new(1, 1, 1, 1)]
+    );
+}
+
+#[test]
+fn servers_without_edns_are_asked_plainly() {
+    let fake = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let fake_addr = fake.local_addr().unwrap();
+    let servers = vec![("old.test", format!("{fake_addr}\n"))];
+    let listen = format!("127.0.0.1:{}", free_port("127.0.0.1"));
+    let cache = Cache::start(DNSCACHE, &listen, &servers, &["127"], &[]);
+    fake.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let addr = cache.addr;
+    let client = std::thread::spawn(move || Resolver::with_servers(vec![addr]).ip4("z.old.test"));
+    let mut buf = [0u8; 512];
+    let (n, peer) = fake.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[10..12], &[0, 1], "EDNS0 offered upstream");
+    let mut formerr = buf[..12].to_vec();
+    formerr[2] |= 0x80;
+    formerr[3] = 1;
+    formerr[4..12].fill(0);
+    formerr[5] = 1;
+    formerr.extend_from_slice(&buf[12..n - 11]);
+    fake.send_to(&formerr, peer).unwrap();
+    let (n, peer) = fake.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[10..12], &[0, 0], "asked again without EDNS0");
+    fake.send_to(&fake_answer(&buf[..n]), peer).unwrap();
     assert_eq!(
         client.join().unwrap().unwrap(),
         vec![Ipv4Addr::new(1, 1, 1, 1)]
