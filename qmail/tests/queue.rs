@@ -100,7 +100,7 @@ fn missing_home_and_queue_exit_61_62() {
 fn nul_bytes_and_a_large_message_are_kept_exactly() {
     let h = Home::new("big");
     let mut msg = b"Subject: x\n\n".to_vec();
-    msg.extend((0..5_000_000u32).map(|i| (i % 251) as u8));
+    msg.extend((0..50u32 << 20).map(|i| (i % 251) as u8));
     let out = h.qmail_queue(&msg, b"F\0Ta@b\0\0");
     assert_eq!(out.status.code(), Some(0));
     let mess = h.queue_files("mess");
@@ -128,4 +128,73 @@ fn kill_9_mid_message_leaves_nothing_visible() {
         drop(input);
         assert_eq!(h.queue_files("todo"), Vec::<String>::new());
     }
+}
+
+#[test]
+fn full_disk_leaves_nothing_half_written() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping full_disk_leaves_nothing_half_written: needs root to mount a tmpfs");
+        return;
+    }
+    let t = TempDir::new("full");
+    let mnt = t.path().join("fs");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .status();
+    if !matches!(st, Ok(s) if s.success()) {
+        eprintln!("skipping full_disk_leaves_nothing_half_written: cannot mount a tmpfs here");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Unmount(mnt.clone());
+    let home = mnt.join("qmail");
+    let st = std::process::Command::new(bin("qmail-install"))
+        .arg("-p")
+        .env("QMAILHOME", &home)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let envfile = t.path().join("env");
+    std::fs::write(&envfile, b"Fa@b\0Tc@d\0\0").unwrap();
+    let mut child = std::process::Command::new(bin("qmail-queue"))
+        .env("QMAILHOME", &home)
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::open(&envfile).unwrap())
+        .spawn()
+        .unwrap();
+    {
+        let mut i = child.stdin.take().unwrap();
+        let _ = i.write_all(&vec![b'x'; 3 << 20]);
+    }
+    let out = wait_output(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(53));
+    for d in ["todo", "intd", "mess", "pid"] {
+        let mut n = 0;
+        for e in walkdir(&home.join("queue").join(d)) {
+            n += usize::from(e.is_file());
+        }
+        assert_eq!(n, 0, "{d}");
+    }
+}
+
+fn walkdir(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walkdir(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
 }

@@ -175,7 +175,7 @@ fn deferral_then_retry_on_sigalrm() {
 fn crash_of_qmail_send_loses_nothing() {
     let h = Home::new("crash");
     let joe = add_joe(&h);
-    let n = 150;
+    let n = 300;
     for i in 0..n {
         inject(
             &h,
@@ -222,4 +222,54 @@ fn second_qmail_send_refuses_to_start() {
     let _ = st;
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(text, "alert: cannot start: qmail-send is already running\n");
+}
+
+#[test]
+fn queuelifetime_turns_deferral_into_bounce() {
+    let h = Home::new("lifetime");
+    let joe = add_joe(&h);
+    std::fs::write(joe.join(".qmail-later"), "|echo Busy.; exit 111\n").unwrap();
+    h.control("queuelifetime", "0\n");
+    let s = Stack::start(&h, &[]);
+    inject(
+        &h,
+        "Subject: old\n\nx\n",
+        "joe@example.org",
+        &["joe-later@example.org"],
+    );
+    // The message's birth is when qmail-send took it from todo/; once a
+    // second older than queuelifetime (0), the next deferral is final.
+    s.wait_log("delivery 1: deferral: Busy./\n");
+    std::thread::sleep(Duration::from_millis(1100));
+    s.signal(libc::SIGALRM);
+    s.wait_log("delivery 2: failure: Busy./I'm_not_going_to_try_again;_this_message_has_been_in_the_queue_too_long./\n");
+    s.wait_log("bounce msg ");
+    assert!(wait_until(Duration::from_secs(60), || maildir_new(&joe)
+        .len()
+        == 1));
+    assert!(maildir_new(&joe)[0].contains("<joe-later@example.org>:\nBusy.\nI'm not going to try again; this message has been in the queue too long.\n"));
+}
+
+#[test]
+fn sighup_rereads_virtualdomains() {
+    let h = Home::new("hup");
+    let joe = add_joe(&h);
+    std::fs::write(joe.join(".qmail-v-default"), "./Maildir/\n").unwrap();
+    let remote = h.dir.path().join("fake-remote");
+    std::fs::write(
+        &remote,
+        "#!/bin/sh\ncat >/dev/null\nprintf 's\\0Zno route\\n\\0'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&remote, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = Stack::start(&h, &[("QMAILREMOTE", remote.to_str().unwrap())]);
+    h.control("virtualdomains", "new.org:joe-v\n");
+    s.signal(libc::SIGHUP);
+    // Give qmail-send a moment to act on the signal before the message.
+    std::thread::sleep(Duration::from_millis(500));
+    inject(&h, "Subject: v\n\nx\n", "me@x.org", &["ann@new.org"]);
+    let log = s.wait_log("end msg ");
+    assert!(log.contains(" to local joe-v-ann@new.org\n"), "{log}");
+    assert_eq!(maildir_new(&joe).len(), 1);
 }

@@ -233,7 +233,7 @@ impl Stack {
         let mut c = h.cmd("qmail-start");
         c.arg("./Maildir/")
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(format!("{}.err", log.display())).unwrap())
             .stdin(Stdio::null());
         for (k, v) in extra_env {
             c.env(k, v);
