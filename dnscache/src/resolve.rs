@@ -10,12 +10,15 @@
 //! say about names inside their bailiwick only. NS records for the zone the
 //! server was asked as are not re-cached from its own answers, so a deleted
 //! delegation cannot be kept alive by its old servers (CVE-2012-1191).
-//! Every question has a bounded amount of work (loop count, levels, CNAME
+//! Name servers' IPv6 addresses (AAAA glue, cached AAAA records) are used
+//! beside their IPv4 ones. Every question has a bounded amount of work (loop count, levels, CNAME
 //! hops, upstream sends) and ends in SERVFAIL rather than silence.
 
 use crate::cache::Cache;
 use crate::dnslog::{self, RrData};
-use crate::packet::{self, Message, Record, C_IN, T_A, T_ANY, T_CNAME, T_MX, T_NS, T_PTR, T_SOA};
+use crate::packet::{
+    self, Message, Record, C_IN, T_A, T_AAAA, T_ANY, T_CNAME, T_MX, T_NS, T_PTR, T_SOA,
+};
 use crate::roots::Roots;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -409,11 +412,11 @@ impl Resolution {
         }
         let glue: Vec<SocketAddr> = sets
             .iter()
-            .filter(|s| s.rtype == T_A && in_bailiwick(&s.owner, control))
+            .filter(|s| (s.rtype == T_A || s.rtype == T_AAAA) && in_bailiwick(&s.owner, control))
             .filter(|s| ns.rdata.iter().any(|n| packet::name_equal(n, &s.owner)))
             .flat_map(|s| s.rdata.iter())
-            .filter_map(|r| <[u8; 4]>::try_from(r.as_slice()).ok())
-            .map(|o| SocketAddr::new(IpAddr::from(o), 53))
+            .filter_map(|r| server_address(r))
+            .take(16)
             .collect();
         let lv = self.levels.last_mut().expect("a level");
         lv.control = ns.owner.to_ascii_lowercase();
@@ -492,11 +495,9 @@ fn find_servers(lv: &mut Level, ctx: &mut Ctx) -> Option<()> {
 fn cached_addresses(ns: &[Vec<u8>], ctx: &Ctx) -> Vec<SocketAddr> {
     let mut out = Vec::new();
     for n in ns {
-        if let Some((data, _)) = ctx.cache.get(&key(T_A, n), ctx.now) {
-            for r in split_rdata(data) {
-                if let Ok(o) = <[u8; 4]>::try_from(r.as_slice()) {
-                    out.push(SocketAddr::new(IpAddr::from(o), 53));
-                }
+        for t in [T_A, T_AAAA] {
+            if let Some((data, _)) = ctx.cache.get(&key(t, n), ctx.now) {
+                out.extend(split_rdata(data).iter().filter_map(|r| server_address(r)));
             }
         }
         if out.len() >= 16 {
@@ -505,6 +506,15 @@ fn cached_addresses(ns: &[Vec<u8>], ctx: &Ctx) -> Vec<SocketAddr> {
     }
     out.truncate(16);
     out
+}
+
+/// A name server's address from A or AAAA data, port 53.
+fn server_address(r: &[u8]) -> Option<SocketAddr> {
+    if let Ok(o) = <[u8; 4]>::try_from(r) {
+        return Some(SocketAddr::new(IpAddr::from(o), 53));
+    }
+    let o = <[u8; 16]>::try_from(r).ok()?;
+    Some(SocketAddr::new(IpAddr::from(o), 53))
 }
 
 /// The cache key of a type and a name.

@@ -251,19 +251,29 @@ fn hierarchy() -> Option<(Vec<Nsd>, String)> {
     let soa = "@ IN SOA ns.test. h.test. 1 3600 900 604800 300\n";
     let root = format!("$ORIGIN .\n$TTL 3600\n{soa}. IN NS a.root.\na.root. IN A {a}\ntest. IN NS ns.test.\nns.test. IN A {b}\n");
     let tld = format!(
-        "$ORIGIN test.\n$TTL 3600\n{soa}@ IN NS ns.test.\nns IN A {b}\nexample IN NS ns1.example.test.\nns1.example IN A {c}\nother IN NS ns.example.test.\nlame IN NS ns.lame.test.\nns.lame IN A {a}\n"
+        "$ORIGIN test.\n$TTL 3600\n{soa}@ IN NS ns.test.\nns IN A {b}\nexample IN NS ns1.example.test.\nns1.example IN A {c}\nother IN NS ns.example.test.\nlame IN NS ns.lame.test.\nns.lame IN A {a}\nv6only IN NS ns.v6only.test.\nns.v6only IN AAAA ::1\n"
     );
     let example = EXAMPLE_ZONE.replace("ns1 IN A 127.0.0.1", &format!("ns1 IN A {c}\nns IN A {c}"));
     let other = OTHER_ZONE.to_string();
     let root_nsd = Nsd::start(&a, 53, &[(".", root)])?;
     let tld_nsd = Nsd::start(&b, 53, &[("test", tld)])?;
     let leaf = Nsd::start(&c, 53, &[("example.test", example), ("other.test", other)])?;
-    Some((vec![root_nsd, tld_nsd, leaf], a))
+    let mut all = vec![root_nsd, tld_nsd, leaf];
+    // A zone served over IPv6 only, reached through AAAA glue.
+    let v6_free =
+        UdpSocket::bind("[::1]:53").is_ok() && std::net::TcpListener::bind("[::1]:53").is_ok();
+    if v6_free {
+        let zone = format!(
+            "$ORIGIN v6only.test.\n$TTL 3600\n{soa}@ IN NS ns\nns IN AAAA ::1\nwww IN A 10.6.6.6\n"
+        );
+        all.extend(Nsd::start("::1", 53, &[("v6only.test", zone)]));
+    }
+    Some((all, a))
 }
 
 #[test]
 fn real_hierarchy_same_answers_as_debians_dnscache() {
-    let Some((_servers, root)) = hierarchy() else {
+    let Some((servers, root)) = hierarchy() else {
         eprintln!("skipped: a hierarchy on port 53 needs root");
         return;
     };
@@ -298,6 +308,15 @@ fn real_hierarchy_same_answers_as_debians_dnscache() {
         "glueless delegation"
     );
     assert_eq!(r.mx("example.test").unwrap().len(), 2);
+    if servers.len() == 4 {
+        assert_eq!(
+            r.ip4("www.v6only.test").unwrap(),
+            vec![Ipv4Addr::new(10, 6, 6, 6)],
+            "AAAA glue"
+        );
+    } else {
+        eprintln!("no IPv6 glue check: [::1]:53 is not available");
+    }
     let quick = Resolver::with_servers(vec![ours.addr]).with_timeouts(&[Duration::from_secs(20)]);
     assert!(quick.ip4("www.lame.test").is_err());
     let log = ours.log();
@@ -437,4 +456,50 @@ fn servers_without_edns_are_asked_plainly() {
         client.join().unwrap().unwrap(),
         vec![Ipv4Addr::new(1, 1, 1, 1)]
     );
+}
+
+#[test]
+fn forward_only_and_ttl_expiry() {
+    let Some(nsd) = Nsd::start("127.0.0.1", 0, &standard_zones()) else {
+        return;
+    };
+    let servers = vec![("@", format!("{}\n", nsd.addr))];
+    let listen = format!("127.0.0.1:{}", free_port("127.0.0.1"));
+    let cache = Cache::start(
+        DNSCACHE,
+        &listen,
+        &servers,
+        &["127"],
+        &[("FORWARDONLY", "1")],
+    );
+    let r = ask(&cache);
+    assert_eq!(
+        r.ip4("www.example.test").unwrap(),
+        vec![Ipv4Addr::new(10, 1, 2, 3)]
+    );
+    assert_eq!(
+        r.ip4("ext.example.test").unwrap(),
+        vec![Ipv4Addr::new(10, 5, 5, 5)]
+    );
+    assert_eq!(
+        r.ip4("short.example.test").unwrap(),
+        vec![Ipv4Addr::new(10, 3, 3, 3)]
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(
+        r.ip4("short.example.test").unwrap(),
+        vec![Ipv4Addr::new(10, 3, 3, 3)]
+    );
+    cache.wait_for("sent 4 ");
+    let log = cache.log();
+    let up = dnscache::dnslog::ip(nsd.addr.ip());
+    assert!(
+        log.contains(&format!("tx 0 1 www.example.test. . {up}")),
+        "{log}"
+    );
+    let asked = log
+        .lines()
+        .filter(|l| l.starts_with("tx 0 1 short.example.test."))
+        .count();
+    assert_eq!(asked, 2, "a 1-second TTL expired: {log}");
 }

@@ -103,6 +103,7 @@ v6 IN AAAA 2001:db8::2
 both IN A 10.9.9.9
 both IN AAAA 2001:db8::9
 odd\.name IN A 10.7.7.7
+short 1 IN A 10.3.3.3
 "#;
 
 /// Zone other.test, for CNAMEs that leave example.test.
