@@ -35,5 +35,6 @@ pub mod sendmail;
 pub mod showctl;
 pub mod spawn;
 pub mod start;
+pub mod tcpto;
 pub mod token822;
 pub mod users;

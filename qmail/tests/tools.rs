@@ -78,3 +78,29 @@ fn showctl_describes_controls() {
         "{out}"
     );
 }
+
+#[test]
+fn tcpto_shows_and_tcpok_clears() {
+    let h = Home::new("tcpto");
+    let mut buf = vec![0u8; 1024];
+    buf[0..4].copy_from_slice(&[192, 0, 2, 7]);
+    buf[4] = 2;
+    let when = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32
+        - 100;
+    buf[8..12].copy_from_slice(&when.to_le_bytes());
+    let f = h.root().join("queue/lock/tcpto");
+    std::fs::write(&f, &buf).unwrap();
+    let (out, code) = stdout(&h, "qmail-tcpto");
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("192.0.2.7 timed out 10"), "{out}");
+    assert!(
+        out.ends_with(" seconds ago; # recent timeouts: 2\n"),
+        "{out}"
+    );
+    assert_eq!(stdout(&h, "qmail-tcpok"), (String::new(), Some(0)));
+    assert_eq!(std::fs::read(&f).unwrap(), vec![0u8; 1024]);
+    assert_eq!(stdout(&h, "qmail-tcpto").0, "");
+}

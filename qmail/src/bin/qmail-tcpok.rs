@@ -1,0 +1,3 @@
+fn main() {
+    common::error::main_exit("qmail-tcpok", qmail::tcpto::clear())
+}

@@ -1,0 +1,3 @@
+fn main() {
+    common::error::main_exit("qmail-tcpto", qmail::tcpto::show(&mut std::io::stdout()))
+}
