@@ -204,3 +204,29 @@ fn queue_failure_is_reported_with_qmail_texts() {
     c.arg("-z");
     assert_eq!(run_with_input(c, "").status.code(), Some(100));
 }
+
+#[test]
+fn long_header_lines_and_nul_bytes_pass_through() {
+    let h = Home::new("inj5");
+    let long = "x".repeat(100 * 1024);
+    let input = format!("X-Long: {long}\nSubject: s\n\nbody\0with nul\n");
+    let (out, code) = inject_n(&h, &[], &["joe"], &input);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(&format!("X-Long: {long}\nSubject: s\n\nbody\0with nul\n")));
+}
+
+#[test]
+fn sendmail_bp_runs_qmail_qread() {
+    let h = Home::new("inj6");
+    inject(&h, "Subject: a\n\n", "me@x.org", &["joe@example.org"]);
+    let out = h.cmd("sendmail").arg("-bp").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // Not yet preprocessed: qmail-qread lists only messages with info files.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let out = h.cmd("sendmail").arg("-bx").output().unwrap();
+    assert_eq!(out.status.code(), Some(100));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "sendmail: usage: sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ arg ... ]\n"
+    );
+}

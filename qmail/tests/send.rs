@@ -273,3 +273,39 @@ fn sighup_rereads_virtualdomains() {
     assert!(log.contains(" to local joe-v-ann@new.org\n"), "{log}");
     assert_eq!(maildir_new(&joe).len(), 1);
 }
+
+#[test]
+fn qmail_start_feeds_a_logger() {
+    let h = Home::new("logger");
+    let logfile = h.dir.path().join("logger.out");
+    let mut child = h
+        .cmd("qmail-start")
+        .arg("./Maildir/")
+        .arg("sh")
+        .arg("-c")
+        .arg(format!("exec cat > {}", logfile.display()))
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ok = wait_until(Duration::from_secs(30), || {
+        std::fs::read_to_string(&logfile)
+            .is_ok_and(|t| t.starts_with("status: local 0/10 remote 0/20\n"))
+    });
+    let pid = child.id() as i32;
+    let kids: Vec<i32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_until(Duration::from_secs(30), || !alive(pid as u32));
+    let _ = child.kill();
+    let _ = child.wait();
+    for k in kids {
+        unsafe { libc::kill(k, libc::SIGKILL) };
+    }
+    assert!(ok, "logger saw nothing");
+    assert!(wait_until(Duration::from_secs(30), || {
+        std::fs::read_to_string(&logfile).is_ok_and(|t| t.ends_with("status: exiting\n"))
+    }));
+}
