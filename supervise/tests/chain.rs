@@ -309,3 +309,29 @@ fn fghack_waits_for_backgrounded_daemons() {
         "fghack: fatal: unable to run ./nothing-here: file does not exist\n"
     );
 }
+
+#[test]
+fn programs_run_with_the_callers_signal_dispositions() {
+    // Rust's runtime would ignore SIGPIPE and the child would inherit that.
+    let t = TempDir::new("chain-sig");
+    fs::create_dir(t.join("env")).unwrap();
+    let show = ["grep", "^SigIgn", "/proc/self/status"];
+    let cases: [(&str, Vec<&str>); 6] = [
+        ("envdir", [&["env"][..], &show].concat()),
+        ("envuidgid", [&["root"][..], &show].concat()),
+        ("softlimit", [&["-o", "100"][..], &show].concat()),
+        ("setlock", [&["lockfile"][..], &show].concat()),
+        ("pgrphack", show.to_vec()),
+        ("fghack", show.to_vec()),
+    ];
+    for (name, args) in cases {
+        let out = both(name, &args, t.path());
+        let mask = text(&out.stdout);
+        let mask = u64::from_str_radix(mask.trim_start_matches("SigIgn:").trim(), 16).unwrap();
+        assert_eq!(
+            mask & (1 << (libc::SIGPIPE - 1)),
+            0,
+            "{name} leaves SIGPIPE ignored"
+        );
+    }
+}
