@@ -327,3 +327,58 @@ fn svscanboot_runs_svscan_into_readproctitle() {
     assert!(shown, "svscan's errors not in readproctitle's title");
     g.kill_all();
 }
+
+#[test]
+fn real_pid1_in_a_pid_namespace_stops_services_cleanly() {
+    let name = "real_pid1_in_a_pid_namespace_stops_services_cleanly";
+    if !is_root() {
+        eprintln!("SKIP {name}: needs root for unshare --pid");
+        return;
+    }
+    if !have_peer("/usr/bin/unshare", name) {
+        return;
+    }
+    let probe = run(Command::new("unshare").args(["--pid", "--fork", "true"]));
+    if !probe.status.success() {
+        eprintln!("SKIP {name}: unshare --pid fails here: {probe:?}");
+        return;
+    }
+    let t = TempDir::new("svscan-ns");
+    let sv = t.join("service");
+    fs::create_dir(&sv).unwrap();
+    make_service(
+        &sv,
+        "g",
+        "#!/bin/sh\ntrap 'echo term > got-term; exit 0' TERM\necho up > up\nwhile :; do sleep 0.1; done\n",
+    );
+    fs::create_dir(sv.join("g/log")).unwrap();
+    write_script(&sv.join("g/log/run"), "#!/bin/sh\nexec cat > out\n");
+    let mut g = Guard::spawn(
+        Command::new("unshare")
+            .args(["--pid", "--fork"])
+            .arg(SVSCAN)
+            .arg(&sv)
+            .env("PATH", path_with(&dir_of(SVSCAN)))
+            .env_remove("SVSCAN_PID1")
+            .stdin(Stdio::null()),
+    );
+    assert!(
+        wait_until(DEADLINE, || sv.join("g/up").exists()),
+        "g never ran"
+    );
+    let outer = g.pid();
+    let svscan = wait_for(DEADLINE, || {
+        descendants(outer).into_iter().find(|&p| {
+            fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.starts_with(SVSCAN.as_bytes()))
+        })
+    })
+    .expect("svscan inside the namespace");
+    kill_pid(svscan, libc::SIGTERM);
+    let st = g.wait_for(Duration::from_secs(40)).expect("svscan exits");
+    assert_eq!(st.code(), Some(0));
+    assert_eq!(
+        read_text(&sv.join("g/got-term")),
+        "term\n",
+        "service not stopped cleanly"
+    );
+}
