@@ -598,7 +598,8 @@ pub fn message_id(when: i64, idhost: &str) -> String {
 
 pub fn run(args: &[OsString]) -> Result<(), Error> {
     let mut inj = Inject::new()?;
-    let p = common::getopt::parse(args, "aAhHnNf:").map_err(|_| Error::silent(100))?;
+    let p = common::getopt::getopt("qmail-inject", args, "aAhHnNf:")
+        .ok_or_else(|| Error::silent(100))?;
     let mut strategy = None;
     for o in &p.opts {
         match o.flag {

@@ -230,3 +230,14 @@ fn sendmail_bp_runs_qmail_qread() {
         "sendmail: usage: sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ arg ... ]\n"
     );
 }
+
+#[test]
+fn bad_option_is_reported_like_sgetopt() {
+    let h = Home::new("inj7");
+    let out = h.cmd("qmail-inject").arg("-z").output().unwrap();
+    assert_eq!(out.status.code(), Some(100));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "qmail-inject: illegal option -- z\n"
+    );
+}
