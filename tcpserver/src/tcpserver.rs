@@ -161,8 +161,21 @@ struct Child {
     ip: IpAddr,
 }
 
+/// What a vfork-style child needs, passed through clone's argument.
+struct CloneCtx {
+    server: *mut Server,
+    fd: RawFd,
+    remote: SocketAddr,
+    peer: SocketAddr,
+}
+
+/// Stack for vfork-style children (reused: one child at a time uses it).
+const CHILD_STACK: usize = 256 * 1024;
+
 struct Server {
     cfg: Config,
+    child_stack: Vec<u8>,
+    vforked: bool,
     listener: OwnedFd,
     sig_r: OwnedFd,
     term: Arc<AtomicBool>,
@@ -202,6 +215,8 @@ fn serve(cfg: Config) -> Result<()> {
     let limit = cfg.limit;
     let mut s = Server {
         cfg,
+        child_stack: vec![0; CHILD_STACK],
+        vforked: false,
         listener,
         sig_r,
         term,
@@ -384,48 +399,107 @@ impl Server {
         }
     }
 
-    /// The original's way: fork, and the child does everything.
+    /// A new process does everything the original's child does. With
+    /// lookups (which may take seconds) it is a fork, as in the original;
+    /// without, it is a vfork-style clone that shares our memory until it
+    /// execs, which spares copying and tearing down an address space per
+    /// connection.
     fn handle_in_child(
         &mut self,
         fd: RawFd,
         remote: SocketAddr,
         peer: SocketAddr,
     ) -> std::result::Result<libc::pid_t, Errno> {
+        if !self.lookups() {
+            return self.clone_vfork(fd, remote, peer);
+        }
         // SAFETY: the program is single-threaded; the child only runs our
         // code and then execs or exits.
         match unsafe { libc::fork() } {
             -1 => Err(Errno::last()),
-            0 => {
-                // SAFETY: closing our own descriptor in the child.
-                unsafe { libc::close(self.listener.as_raw_fd()) };
-                self.log_from(std::process::id() as libc::pid_t, &remote);
-                let lookups = self.lookups();
-                let (seen, verdict) = self.examine(fd, remote, peer, lookups);
-                self.finish_child(fd, &seen, verdict)
-            }
+            0 => self.child(fd, remote, peer),
             pid => Ok(pid),
         }
     }
 
+    /// clone(CLONE_VM | CLONE_VFORK) on a stack of its own: we are suspended
+    /// until the child has exec'd or exited. The child frees everything it
+    /// allocated before either, so our heap keeps no trace of it.
+    fn clone_vfork(
+        &mut self,
+        fd: RawFd,
+        remote: SocketAddr,
+        peer: SocketAddr,
+    ) -> std::result::Result<libc::pid_t, Errno> {
+        let mut stack = std::mem::take(&mut self.child_stack);
+        let top = stack.as_mut_ptr_range().end as usize & !15;
+        let mut ctx = CloneCtx {
+            server: self as *mut Server,
+            fd,
+            remote,
+            peer,
+        };
+        extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
+            // SAFETY: arg is the CloneCtx below, alive while we are
+            // suspended in clone; its Server is not touched by the parent
+            // until the child has exec'd or exited.
+            let ctx = unsafe { &mut *(arg as *mut CloneCtx) };
+            let server = unsafe { &mut *ctx.server };
+            server.vforked = true;
+            server.child(ctx.fd, ctx.remote, ctx.peer)
+        }
+        // SAFETY: the stack is ours and large enough; ctx outlives the call
+        // because CLONE_VFORK returns only after the child stops using it.
+        let pid = unsafe {
+            libc::clone(
+                entry,
+                top as *mut libc::c_void,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                &mut ctx as *mut CloneCtx as *mut libc::c_void,
+            )
+        };
+        self.vforked = false;
+        self.child_stack = stack;
+        if pid == -1 {
+            return Err(Errno::last());
+        }
+        Ok(pid)
+    }
+
+    /// The child's part: log, examine, then exec or exit.
+    fn child(&mut self, fd: RawFd, remote: SocketAddr, peer: SocketAddr) -> ! {
+        // SAFETY: closing our copy of the listening descriptor.
+        unsafe { libc::close(self.listener.as_raw_fd()) };
+        self.log_from(std::process::id() as libc::pid_t, &remote);
+        let lookups = self.lookups();
+        let (seen, verdict) = self.examine(fd, remote, peer, lookups);
+        self.finish_child(fd, seen, verdict)
+    }
+
     /// In a child: report the verdict, then exec the program or exit.
-    fn finish_child(&mut self, fd: RawFd, seen: &Seen, verdict: Verdict) -> ! {
+    /// Everything allocated here is freed before exec or exit: after a
+    /// vfork-style clone our memory is the parent's.
+    fn finish_child(&mut self, fd: RawFd, seen: Seen, verdict: Verdict) -> ! {
         let pid = std::process::id() as libc::pid_t;
         match verdict {
             Verdict::Drop(why) => {
                 if self.cfg.verbosity >= 1 {
                     write_stderr(format!("{DROP}{why}\n").as_bytes());
                 }
+                drop((why, seen));
                 exit(111)
             }
             Verdict::Deny(tag) => {
-                self.log_verdict(pid, seen, &Verdict::Deny(tag));
+                self.log_verdict(pid, &seen, &Verdict::Deny(tag));
+                drop(seen);
                 if tag.is_some() {
                     self.refuse_for_limit(fd);
                 }
                 exit(100)
             }
             Verdict::Allow => {
-                self.log_verdict(pid, seen, &Verdict::Allow);
+                self.log_verdict(pid, &seen, &Verdict::Allow);
+                drop(seen);
                 self.exec(fd)
             }
         }
@@ -439,6 +513,9 @@ impl Server {
                 m.extend_from_slice(b"\r\n");
                 write_fd(fd, &m);
             }
+            // The patch pauses a second; a child sharing our memory must not
+            // keep the parent suspended that long, so it closes at once.
+            None if self.vforked => {}
             None => std::thread::sleep(Duration::from_secs(1)),
         }
     }
