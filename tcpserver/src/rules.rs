@@ -37,6 +37,17 @@ pub struct Rule {
 /// Parse one input line (with or without its newline). Comments, blank
 /// lines and lines without a colon yield None, as in the original.
 pub fn parse_line(raw: &[u8]) -> Result<Option<Rule>, BadLine> {
+    let mut data = Vec::new();
+    Ok(parse_into(raw, &mut data)?.map(|address| Rule {
+        address: address.to_vec(),
+        data,
+    }))
+}
+
+/// [`parse_line`] without allocating: the rule's data goes into `data`
+/// (cleared first) and its address is returned as a slice of `raw`.
+pub fn parse_into<'a>(raw: &'a [u8], data: &mut Vec<u8>) -> Result<Option<&'a [u8]>, BadLine> {
+    data.clear();
     if matches!(raw.first(), None | Some(b'#') | Some(b'\n')) {
         return Ok(None);
     }
@@ -55,7 +66,6 @@ pub fn parse_line(raw: &[u8]) -> Result<Option<Rule>, BadLine> {
         .find(|&i| line[i] == b':' && is_action(&line[i + 1..]))
         .ok_or_else(bad)?;
     let mut rest = &line[colon + 1..];
-    let mut data = Vec::new();
     if let Some(r) = rest.strip_prefix(b"allow") {
         rest = r;
     } else if let Some(r) = rest.strip_prefix(b"deny") {
@@ -63,12 +73,9 @@ pub fn parse_line(raw: &[u8]) -> Result<Option<Rule>, BadLine> {
         rest = r;
     }
     while !rest.is_empty() {
-        rest = parse_instruction(rest, &mut data).ok_or_else(bad)?;
+        rest = parse_instruction(rest, data).ok_or_else(bad)?;
     }
-    Ok(Some(Rule {
-        address: line[..colon].to_vec(),
-        data,
-    }))
+    Ok(Some(&line[..colon]))
 }
 
 fn is_action(s: &[u8]) -> bool {
@@ -224,6 +231,7 @@ pub fn compile<R: BufRead, W: Write>(
     out: &mut cdb::Writer<W>,
 ) -> Result<(), CompileError> {
     let mut line = Vec::with_capacity(256);
+    let mut data = Vec::with_capacity(256);
     let mut v6_lengths = [false; 129];
     loop {
         line.clear();
@@ -234,16 +242,16 @@ pub fn compile<R: BufRead, W: Write>(
         {
             break;
         }
-        let Some(rule) = parse_line(&line).map_err(CompileError::Bad)? else {
+        let Some(address) = parse_into(&line, &mut data).map_err(CompileError::Bad)? else {
             continue;
         };
         let mut werr = None;
         keys(
-            &rule.address,
+            address,
             &mut |l| v6_lengths[usize::from(l)] = true,
             &mut |k| {
                 if werr.is_none() {
-                    werr = out.add(k, &rule.data).err();
+                    werr = out.add(k, &data).err();
                 }
             },
         )
