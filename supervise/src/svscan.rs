@@ -323,3 +323,15 @@ impl Scanner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_limited_like_the_original() {
+        let name = OsStr::new("x");
+        assert!(new_entry(name, 1, 2, SERVICES - 1).is_some());
+        assert!(new_entry(name, 1, 2, SERVICES).is_none());
+    }
+}
