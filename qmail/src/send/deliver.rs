@@ -243,6 +243,10 @@ impl Send {
             return;
         };
         line.pop();
+        if line.len() < 2 {
+            // No result letter: a spawner bug; treat like an unknown letter.
+            line.push(b'?');
+        }
         let dying = self.d.jobs[del.j].as_ref().is_some_and(|j| j.flagdying);
         if line[1] == b'Z' && dying {
             line[1] = b'D';
