@@ -198,3 +198,30 @@ fn walkdir(p: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn kill_9_while_reading_the_envelope_leaves_nothing_visible() {
+    let h = Home::new("killenv");
+    let (env_r, env_w) = nix::unistd::pipe().unwrap();
+    let mut child = h
+        .cmd("qmail-queue")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(env_r))
+        .spawn()
+        .unwrap();
+    {
+        let mut i = child.stdin.take().unwrap();
+        i.write_all(b"Subject: x\n\nbody\n").unwrap();
+    }
+    let mut env = std::fs::File::from(env_w);
+    env.write_all(b"Fa@b\0Tc@").unwrap();
+    // The message is written and intd/N exists: qmail-queue waits for the rest.
+    assert!(wait_until(Duration::from_secs(30), || !h
+        .queue_files("intd")
+        .is_empty()));
+    assert_eq!(h.queue_files("mess").len(), 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(env);
+    assert_eq!(h.queue_files("todo"), Vec::<String>::new());
+}
