@@ -54,7 +54,7 @@ impl QueueJob {
                 "qq trouble in home directory (#4.3.0)",
             )));
         }
-        let (env_r, env_w) = nix::unistd::pipe()?;
+        let (env_r, env_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let spawned = Command::new(queue_program())
             .current_dir(&home)
             .stdin(Stdio::piped())
