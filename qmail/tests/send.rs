@@ -309,3 +309,45 @@ fn qmail_start_feeds_a_logger() {
         std::fs::read_to_string(&logfile).is_ok_and(|t| t.ends_with("status: exiting\n"))
     }));
 }
+
+#[test]
+fn concurrency_limit_is_respected() {
+    let h = Home::new("conc");
+    let joe = add_joe(&h);
+    std::fs::write(joe.join(".qmail-slow"), "|sleep 0.3\n./Maildir/\n").unwrap();
+    h.control("concurrencylocal", "1\n");
+    let s = Stack::start(&h, &[]);
+    for i in 0..3 {
+        inject(
+            &h,
+            &format!("Subject: {i}\n\nx\n"),
+            "me@x.org",
+            &["joe-slow@example.org"],
+        );
+    }
+    assert!(wait_until(Duration::from_secs(60), || maildir_new(&joe)
+        .len()
+        == 3));
+    let log = s.log_text();
+    assert!(log.starts_with("status: local 0/1 remote 0/20\n"), "{log}");
+    assert!(!log.contains("status: local 2/1"), "{log}");
+}
+
+#[test]
+fn unreadable_controls_stop_qmail_send_from_starting() {
+    let h = Home::new("badctl");
+    std::fs::remove_file(h.root().join("control/locals")).unwrap();
+    std::fs::create_dir(h.root().join("control/locals")).unwrap();
+    let log = h.dir.path().join("bad.log");
+    let mut c = h.cmd("qmail-start");
+    c.arg("./Maildir/")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null());
+    let child = c.spawn().unwrap();
+    let out = wait_output(child, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(111));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "alert: cannot start: unable to read controls\n"
+    );
+}
