@@ -203,7 +203,7 @@ fn pid1_mode_reaps_orphans_and_stops_everything_on_term() {
     let sv = t.join("service");
     fs::create_dir(&sv).unwrap();
     // The backgrounded sleep is orphaned at once and comes to svscan.
-    make_service(&sv, "f", "#!/bin/sh\n( sleep 0.3 & ) ; exec sleep 1000\n");
+    make_service(&sv, "f", "#!/bin/sh\n( sleep 2 & ) ; exec sleep 1000\n");
     let log = sv.join("f/log");
     fs::create_dir(&log).unwrap();
     write_script(&log.join("run"), "#!/bin/sh\nexec cat > out\n");
@@ -215,15 +215,23 @@ fn pid1_mode_reaps_orphans_and_stops_everything_on_term() {
         supervise_of(g.pid(), "log").unwrap(),
     ];
     let me = g.pid();
-    let zombies = || {
+    // The orphaned `sleep 2` becomes svscan's child, and once it exits
+    // svscan reaps it: it must not linger as a zombie.
+    let orphan = wait_for(DEADLINE, || {
         fs::read_dir("/proc")
-            .unwrap()
+            .ok()?
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&p| proc_stat(p) == Some((me, 'Z')))
-            .count()
-    };
-    assert!(wait_until(DEADLINE, || zombies() == 0), "orphan not reaped");
+            .find(|&p| {
+                proc_stat(p).is_some_and(|(pp, _)| pp == me)
+                    && fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == b"sleep\x002\0")
+            })
+    })
+    .expect("orphan adopted by svscan");
+    assert!(
+        wait_until(DEADLINE, || proc_stat(orphan).is_none()),
+        "orphan not reaped"
+    );
     kill_pid(me, libc::SIGTERM);
     let st = g.wait_for(Duration::from_secs(40)).expect("svscan exits");
     assert_eq!(st.code(), Some(0));
