@@ -470,7 +470,8 @@ impl Server {
     fn child(&mut self, fd: RawFd, remote: SocketAddr, peer: SocketAddr) -> ! {
         // SAFETY: closing our copy of the listening descriptor.
         unsafe { libc::close(self.listener.as_raw_fd()) };
-        self.log_from(std::process::id() as libc::pid_t, &remote);
+        let pid = self.own_pid();
+        self.log_from(pid, &remote);
         let lookups = self.lookups();
         let (seen, verdict) = self.examine(fd, remote, peer, lookups);
         self.finish_child(fd, seen, verdict)
@@ -480,7 +481,7 @@ impl Server {
     /// Everything allocated here is freed before exec or exit: after a
     /// vfork-style clone our memory is the parent's.
     fn finish_child(&mut self, fd: RawFd, seen: Seen, verdict: Verdict) -> ! {
-        let pid = std::process::id() as libc::pid_t;
+        let pid = self.own_pid();
         match verdict {
             Verdict::Drop(why) => {
                 if self.cfg.verbosity >= 1 {
@@ -502,6 +503,15 @@ impl Server {
                 drop(seen);
                 self.exec(fd)
             }
+        }
+    }
+
+    /// The child's pid for the -v lines (not asked for when nothing is logged).
+    fn own_pid(&self) -> libc::pid_t {
+        if self.cfg.verbosity >= 2 {
+            std::process::id() as libc::pid_t
+        } else {
+            0
         }
     }
 
