@@ -31,6 +31,7 @@ pub mod qstat;
 pub mod queue;
 pub mod quote;
 pub mod rcpthosts;
+pub mod remote;
 pub mod rspawn;
 pub mod send;
 pub mod sendmail;

@@ -5,7 +5,7 @@
 //! prints them: bare texts on stderr with exit 0/100/111, and `did F+W+P`
 //! (plus `qp N` after forwarding) on stdout.
 
-mod env;
+pub mod env;
 
 use crate::dotqmail::{self, Line};
 use crate::forward::QueueJob;

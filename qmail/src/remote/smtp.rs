@@ -1,0 +1,313 @@
+//! The SMTP conversation of qmail-remote: greeting, HELO, MAIL, one RCPT per
+//! recipient, DATA with the message converted to CRLF lines and dot-stuffed
+//! after every CRLF it emits (so no stored byte sequence, a lone CR before a
+//! dot included, can end DATA early at the next server), then QUIT.
+
+use super::route::Target;
+use super::{Controls, Report};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, TcpStream};
+
+/// Most reply text kept for the report.
+const HUGESMTPTEXT: usize = 5000;
+
+/// The connection died (timeout, reset, EOF): report and stop.
+#[derive(Debug)]
+pub struct Dropped;
+
+/// What happened to the message bytes on the way in.
+enum BlastError {
+    Dropped,
+    Read,
+    Partial,
+}
+
+/// An open SMTP connection.
+pub struct Conn {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+    partner: IpAddr,
+    critical: bool,
+    text: Vec<u8>,
+}
+
+impl Conn {
+    /// Connect within timeoutconnect; None when it fails.
+    pub fn connect(t: Target, ctl: &Controls) -> Option<Conn> {
+        let s = TcpStream::connect_timeout(&t.addr, ctl.timeoutconnect).ok()?;
+        s.set_read_timeout(Some(ctl.timeoutremote)).ok()?;
+        s.set_write_timeout(Some(ctl.timeoutremote)).ok()?;
+        let reader = BufReader::new(s.try_clone().ok()?);
+        Some(Conn {
+            writer: s,
+            reader,
+            partner: t.addr.ip(),
+            critical: false,
+            text: Vec::new(),
+        })
+    }
+
+    fn send(&mut self, s: &[u8]) -> Result<(), Dropped> {
+        self.writer.write_all(s).map_err(|_| Dropped)
+    }
+
+    /// Read one reply: its code and (into self.text) its lines without CRs.
+    fn reply(&mut self) -> Result<u32, Dropped> {
+        self.text.clear();
+        let mut code = None;
+        loop {
+            let mut line = Vec::new();
+            let n = self
+                .reader
+                .read_until(b'\n', &mut line)
+                .map_err(|_| Dropped)?;
+            if n == 0 || line.last() != Some(&b'\n') {
+                return Err(Dropped);
+            }
+            for &b in line.iter().filter(|&&b| b != b'\r') {
+                if self.text.len() < HUGESMTPTEXT {
+                    self.text.push(b);
+                }
+            }
+            let c = code.get_or_insert_with(|| {
+                line.iter()
+                    .take(3)
+                    .fold(0u32, |a, &d| a * 10 + u32::from(d.wrapping_sub(b'0')) % 256)
+            });
+            if line.get(3) != Some(&b'-') {
+                return Ok(*c);
+            }
+        }
+    }
+
+    /// `Remote host said: ...` with the last reply, if there was one.
+    fn said(&mut self, rep: &mut Report) {
+        if self.text.is_empty() {
+            return;
+        }
+        rep.text("Remote host said: ");
+        rep.out
+            .extend(self.text.iter().map(|&b| if b == 0 { b'?' } else { b }));
+        self.text.clear();
+    }
+
+    /// Say QUIT (without waiting for the answer) and write the final record.
+    fn quit(&mut self, prepend: &str, append: &str, rep: &mut Report) -> Result<(), Dropped> {
+        let _ = self.send(b"QUIT\r\n");
+        rep.text(&format!("{prepend}{}{append}.\n", self.partner));
+        self.said(rep);
+        rep.end();
+        Ok(())
+    }
+
+    fn dropped(&self, rep: &mut Report) {
+        let dup = if self.critical {
+            "Possible duplicate! "
+        } else {
+            ""
+        };
+        rep.last(&format!(
+            "ZConnected to {} but connection died. {dup}(#4.4.2)\n",
+            self.partner
+        ));
+    }
+
+    /// The whole conversation, ending with the final record.
+    pub fn session(mut self, helo: &str, sender: &str, recips: &[String], rep: &mut Report) {
+        if let Err(Dropped) = self.talk(helo, sender, recips, rep) {
+            self.dropped(rep);
+        }
+    }
+
+    fn talk(
+        &mut self,
+        helo: &str,
+        sender: &str,
+        recips: &[String],
+        rep: &mut Report,
+    ) -> Result<(), Dropped> {
+        if self.reply()? != 220 {
+            return self.quit("ZConnected to ", " but greeting failed", rep);
+        }
+        self.send(format!("HELO {helo}\r\n").as_bytes())?;
+        if self.reply()? != 250 {
+            return self.quit("ZConnected to ", " but my name was rejected", rep);
+        }
+        self.send(format!("MAIL FROM:<{sender}>\r\n").as_bytes())?;
+        let code = self.reply()?;
+        if code >= 400 {
+            let z = if code >= 500 { "D" } else { "Z" };
+            return self.quit(
+                &format!("{z}Connected to "),
+                " but sender was rejected",
+                rep,
+            );
+        }
+        if !self.recipients(recips, rep)? {
+            return self.quit("DGiving up on ", "", rep);
+        }
+        self.send(b"DATA\r\n")?;
+        let code = self.reply()?;
+        if code >= 400 {
+            let z = if code >= 500 { "D" } else { "Z" };
+            return self.quit(z, " failed on DATA command", rep);
+        }
+        match self.blast() {
+            Ok(()) => {}
+            Err(BlastError::Dropped) => return Err(Dropped),
+            Err(BlastError::Read) => {
+                rep.last("ZUnable to read message. (#4.3.0)\n");
+                return Ok(());
+            }
+            Err(BlastError::Partial) => {
+                rep.last("DSMTP cannot transfer messages with partial final lines. (#5.6.2)\n");
+                return Ok(());
+            }
+        }
+        let code = self.reply()?;
+        self.critical = false;
+        let (z, what) = match code {
+            500.. => ("D", " failed after I sent the message"),
+            400.. => ("Z", " failed after I sent the message"),
+            _ => ("K", " accepted message"),
+        };
+        self.quit(z, what, rep)
+    }
+
+    /// One RCPT per recipient with its record; whether any was accepted.
+    fn recipients(&mut self, recips: &[String], rep: &mut Report) -> Result<bool, Dropped> {
+        let mut any = false;
+        for r in recips {
+            self.send(format!("RCPT TO:<{r}>\r\n").as_bytes())?;
+            let code = self.reply()?;
+            if code >= 400 {
+                let hs = if code >= 500 { "h" } else { "s" };
+                rep.text(&format!("{hs}{} does not like recipient.\n", self.partner));
+                self.said(rep);
+                rep.end();
+            } else {
+                rep.last("r");
+                any = true;
+            }
+        }
+        Ok(any)
+    }
+
+    /// Send the message from stdin, then the final dot.
+    fn blast(&mut self) -> Result<(), BlastError> {
+        let mut input = std::io::stdin().lock();
+        let mut out = std::io::BufWriter::with_capacity(65536, &self.writer);
+        let mut st = Stuffer::default();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(BlastError::Read),
+            };
+            let chunk = st.feed(&buf[..n]);
+            out.write_all(&chunk).map_err(|_| BlastError::Dropped)?;
+        }
+        let tail = st.finish().ok_or(BlastError::Partial)?;
+        self.critical = true;
+        out.write_all(&tail).map_err(|_| BlastError::Dropped)?;
+        out.flush().map_err(|_| BlastError::Dropped)
+    }
+}
+
+/// The conversion of stored bytes to SMTP DATA: LF and CRLF and a lone CR
+/// each become CRLF, and a dot right after any CRLF we emit (or at the very
+/// start) is doubled.
+#[derive(Debug)]
+pub struct Stuffer {
+    at_start: bool,
+    pending_cr: bool,
+}
+
+impl Default for Stuffer {
+    fn default() -> Stuffer {
+        Stuffer {
+            at_start: true,
+            pending_cr: false,
+        }
+    }
+}
+
+impl Stuffer {
+    fn newline(&mut self, out: &mut Vec<u8>) {
+        out.extend(b"\r\n");
+        self.at_start = true;
+    }
+
+    /// Convert a chunk.
+    pub fn feed(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + data.len() / 16 + 4);
+        for &b in data {
+            if self.pending_cr {
+                self.pending_cr = false;
+                self.newline(&mut out);
+                if b == b'\n' {
+                    continue;
+                }
+            }
+            match b {
+                b'\r' => self.pending_cr = true,
+                b'\n' => self.newline(&mut out),
+                _ => {
+                    if self.at_start && b == b'.' {
+                        out.push(b'.');
+                    }
+                    self.at_start = false;
+                    out.push(b);
+                }
+            }
+        }
+        out
+    }
+
+    /// The end of DATA; None when the message ends in a partial line.
+    pub fn finish(mut self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        if self.pending_cr {
+            self.newline(&mut out);
+        }
+        if !self.at_start {
+            return None;
+        }
+        out.extend(b".\r\n");
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stuffer;
+
+    fn conv(parts: &[&[u8]]) -> Option<Vec<u8>> {
+        let mut s = Stuffer::default();
+        let mut out = Vec::new();
+        for p in parts {
+            out.extend(s.feed(p));
+        }
+        out.extend(s.finish()?);
+        Some(out)
+    }
+
+    #[test]
+    fn crlf_and_dot_stuffing_after_every_line_end() {
+        assert_eq!(
+            conv(&[b".a\nb\n..c\n"]).unwrap(),
+            b"..a\r\nb\r\n...c\r\n.\r\n"
+        );
+        assert_eq!(conv(&[b"a\r\n.b\n"]).unwrap(), b"a\r\n..b\r\n.\r\n");
+        // A lone CR before a dot: the dot is stuffed, DATA cannot end early.
+        assert_eq!(conv(&[b"a\r.\r\nb\n"]).unwrap(), b"a\r\n..\r\nb\r\n.\r\n");
+        assert_eq!(
+            conv(&[b"a\r", b"\nb\r", b".x\n"]).unwrap(),
+            b"a\r\nb\r\n..x\r\n.\r\n"
+        );
+        assert_eq!(conv(&[b""]).unwrap(), b".\r\n");
+        assert_eq!(conv(&[b"partial"]), None);
+    }
+}
