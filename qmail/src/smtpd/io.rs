@@ -35,6 +35,9 @@ pub struct Conn {
     timeout_ms: i32,
     /// Sent before exiting when a read times out (qmail-smtpd's 451 line).
     timeout_reply: &'static [u8],
+    /// Exit codes when the peer goes away and when it stalls.
+    eof_code: i32,
+    timeout_code: i32,
 }
 
 impl Conn {
@@ -48,7 +51,21 @@ impl Conn {
             out: Vec::with_capacity(1024),
             timeout_ms: ms.max(1),
             timeout_reply,
+            eof_code: 1,
+            timeout_code: 1,
         }
+    }
+
+    /// Exit with `eof` when the peer goes away and `timeout` when it stalls
+    /// (qmail-smtpd: 1 and 1; the QMTP and QMQP servers: 0 and 111).
+    pub fn exit_codes(mut self, eof: i32, timeout: i32) -> Conn {
+        self.eof_code = eof;
+        self.timeout_code = timeout;
+        self
+    }
+
+    fn gone(&self) -> Error {
+        Error::silent(self.eof_code)
     }
 
     /// Queue `s` for the client.
@@ -60,13 +77,13 @@ impl Conn {
     pub fn flush(&mut self) -> Result<(), Error> {
         let mut done = 0;
         while done < self.out.len() {
-            wait_for(1, PollFlags::POLLOUT, self.timeout_ms)?;
+            wait_for(1, PollFlags::POLLOUT, self.timeout_ms).map_err(|_| self.gone())?;
             let fd = unsafe { BorrowedFd::borrow_raw(1) };
             match nix::unistd::write(fd, &self.out[done..]) {
-                Ok(0) => return Err(gone()),
+                Ok(0) => return Err(self.gone()),
                 Ok(n) => done += n,
                 Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
-                Err(_) => return Err(gone()),
+                Err(_) => return Err(self.gone()),
             }
         }
         self.out.clear();
@@ -80,17 +97,17 @@ impl Conn {
             if wait_for(0, PollFlags::POLLIN, self.timeout_ms).is_err() {
                 self.out(self.timeout_reply);
                 let _ = self.flush();
-                return Err(gone());
+                return Err(Error::silent(self.timeout_code));
             }
             match nix::unistd::read(0, &mut self.inbuf) {
-                Ok(0) => return Err(gone()),
+                Ok(0) => return Err(self.gone()),
                 Ok(n) => {
                     self.pos = 0;
                     self.len = n;
                     return Ok(());
                 }
                 Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
-                Err(_) => return Err(gone()),
+                Err(_) => return Err(self.gone()),
             }
         }
     }
@@ -158,7 +175,7 @@ impl Conn {
 }
 
 /// Wait until fd is ready for `what`, at most `ms` milliseconds.
-fn wait_for(fd: i32, what: PollFlags, ms: i32) -> Result<(), Error> {
+fn wait_for(fd: i32, what: PollFlags, ms: i32) -> Result<(), ()> {
     let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
     let mut fds = [PollFd::new(bfd, what)];
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(ms as u64);
@@ -167,10 +184,10 @@ fn wait_for(fd: i32, what: PollFlags, ms: i32) -> Result<(), Error> {
         let t = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
             .unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, t) {
-            Ok(0) => return Err(gone()),
+            Ok(0) => return Err(()),
             Ok(_) => return Ok(()),
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return Err(gone()),
+            Err(_) => return Err(()),
         }
     }
 }

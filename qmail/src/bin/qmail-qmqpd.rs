@@ -1,0 +1,4 @@
+//! qmail-qmqpd: see qmail::qmqpd.
+fn main() {
+    common::error::main_exit("qmail-qmqpd", qmail::qmqpd::run());
+}
