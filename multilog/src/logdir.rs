@@ -25,6 +25,9 @@ const PAUSE: Duration = Duration::from_secs(5);
 /// files end at a line boundary unless one line alone overflows.
 const SLACK: u64 = 2000;
 
+/// How many bytes of an unfinished line wait in memory before being written.
+const HOLD: usize = 64 * 1024;
+
 /// Warn `multilog: warning: MSG` and wait before the caller retries.
 pub fn pause(msg: impl std::fmt::Display) {
     common::error::warn("multilog", msg);
@@ -124,9 +127,40 @@ impl LogDir {
         self.pending.clear();
     }
 
-    /// Whether `current` holds anything (SIGALRM rotates only then).
-    pub fn is_empty(&self) -> bool {
-        self.bytes == 0
+    /// Write the complete lines accepted so far. The bytes of a line still
+    /// being read wait for its end, as in the original's buffer (so SIGALRM
+    /// moves the whole line to the new file), unless they pile up.
+    pub fn flush_lines(&mut self) {
+        let tail = self.take_partial();
+        if tail.len() > HOLD {
+            self.pending.extend_from_slice(&tail);
+            self.flush();
+            return;
+        }
+        self.flush();
+        self.pending = tail;
+    }
+
+    /// SIGALRM: close a non-empty `current` now; a line being read goes on
+    /// in the new one.
+    pub fn rotate_now(&mut self) {
+        let tail = self.take_partial();
+        self.bytes -= tail.len() as u64;
+        if self.bytes > 0 {
+            self.rotate();
+        }
+        self.bytes += tail.len() as u64;
+        self.pending = tail;
+    }
+
+    /// Remove and return the pending bytes after the last newline.
+    fn take_partial(&mut self) -> Vec<u8> {
+        let start = self
+            .pending
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        self.pending.split_off(start)
     }
 
     /// Close `current` now and start a new one.

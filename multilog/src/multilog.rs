@@ -168,9 +168,7 @@ impl Logger {
 
     fn rotate_all(&mut self) {
         for d in &mut self.dirs {
-            if !d.is_empty() {
-                d.rotate();
-            }
+            d.rotate_now();
         }
     }
 
@@ -256,10 +254,10 @@ impl Logger {
         }
     }
 
-    /// Put everything handled so far on disk (and stderr) before reading on.
+    /// Put every line handled so far on disk (and stderr) before reading on.
     fn flush(&mut self) {
         for d in &mut self.dirs {
-            d.flush();
+            d.flush_lines();
         }
         if !self.echo.is_empty() {
             let _ = io::stderr().lock().write_all(&self.echo);

@@ -168,11 +168,14 @@ pub fn numbered(first: usize, count: usize) -> Vec<u8> {
     v
 }
 
-/// The sorted names in `dir` starting with `@`.
+/// The sorted names in `dir` starting with `@` (none while `dir` is missing).
 pub fn old_files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('@'))
         .collect();
     v.sort();
@@ -183,7 +186,7 @@ pub fn old_files(dir: &Path) -> Vec<String> {
 pub fn all_logged(dir: &Path) -> Vec<u8> {
     let mut v = Vec::new();
     for n in old_files(dir) {
-        v.extend(std::fs::read(dir.join(n)).unwrap());
+        v.extend(std::fs::read(dir.join(n)).unwrap_or_default());
     }
     if let Ok(c) = std::fs::read(dir.join("current")) {
         v.extend(c);
