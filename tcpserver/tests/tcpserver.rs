@@ -650,3 +650,103 @@ fn hostname_rules_and_paranoia_with_nsd() {
     );
     assert_eq!(talk(v4(p.port), b""), b"");
 }
+
+/// A one-shot-per-connection identd on 127.0.0.1:113 answering `user`.
+fn fake_identd(user: &'static str) -> Option<std::net::TcpListener> {
+    let l = std::net::TcpListener::bind("127.0.0.1:113").ok()?;
+    let l2 = l.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for c in l2.incoming() {
+            let Ok(mut c) = c else { break };
+            c.set_read_timeout(Some(DEADLINE)).unwrap();
+            let mut q = [0u8; 100];
+            let n = c.read(&mut q).unwrap_or(0);
+            let q = String::from_utf8_lossy(&q[..n]).trim().to_string();
+            let _ = std::io::Write::write_all(
+                &mut c,
+                format!("{q} : USERID : UNIX : {user}\r\n").as_bytes(),
+            );
+        }
+    });
+    Some(l)
+}
+
+#[test]
+fn remote_info_from_identd_and_its_place_in_the_log() {
+    let Some(_identd) = fake_identd("joe") else {
+        eprintln!("skipping: cannot listen on 127.0.0.1:113 (needs root, or it is taken)");
+        return;
+    };
+    let dir = TempDir::new("ident");
+    let prog = script(
+        &dir,
+        "p.sh",
+        "echo \"I=${TCPREMOTEINFO-unset} V=${V-unset}\"",
+    );
+    assert!(tcprules(
+        &bin("tcprules"),
+        &dir,
+        "r",
+        "joe@127.0.0.1:allow,V=\"joe\"\n:allow\n"
+    )
+    .status
+    .success());
+    let cdb = dir.path("r.cdb").to_string_lossy().into_owned();
+    let run = |exe: &Path| {
+        let s = start(
+            exe,
+            &[
+                "-1",
+                "-v",
+                "-H",
+                "-l0",
+                "-x",
+                cdb.as_str(),
+                "127.0.0.1",
+                "0",
+                prog.as_str(),
+            ],
+            &[],
+        );
+        let out = talk(v4(s.port), b"");
+        let lines = s.wait_log(|l| l.contains(" end "));
+        let ok = lines
+            .iter()
+            .find(|l| l.starts_with("tcpserver: ok "))
+            .unwrap()
+            .clone();
+        // "ok PID 0:127.0.0.1:LPORT :127.0.0.1:joe:RPORT"
+        let fields: Vec<&str> = ok.split(' ').collect();
+        let remote: Vec<&str> = fields[4].split(':').collect();
+        (out, remote[..3].join(":"))
+    };
+    let ours = run(&bin("tcpserver"));
+    assert_eq!(
+        ours,
+        (b"I=joe V=joe\n".to_vec(), ":127.0.0.1:joe".to_string())
+    );
+    if have(DEBIAN) {
+        assert_eq!(run(Path::new(DEBIAN)), ours);
+    }
+}
+
+#[test]
+fn sigterm_ends_the_server_with_exit_0() {
+    let mut s = start(
+        &ours(),
+        &["-1", "-HRl0", "127.0.0.1", "0", "/bin/true"],
+        &[],
+    );
+    assert_eq!(talk(v4(s.port), b""), b"");
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(s.pid() as i32, libc::SIGTERM) };
+    let end = std::time::Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(st) = s.guard.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(std::time::Instant::now() < end, "tcpserver ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
