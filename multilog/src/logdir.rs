@@ -479,8 +479,10 @@ pub mod processor {
 
     /// In the forked child: set up the descriptors and exec; never returns.
     fn child(dir: i32, cmd: &CString, msg: &str) -> ! {
+        // Rust ignores SIGPIPE in multilog; the processor gets the default back.
         let setup = unsafe {
-            libc::fchdir(dir) == 0
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL) != libc::SIG_ERR
+                && libc::fchdir(dir) == 0
                 && place(c"previous", libc::O_RDONLY, 0)
                 && place(
                     c"processed",

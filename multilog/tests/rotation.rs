@@ -214,3 +214,28 @@ part",
     assert!(ml.wait(20).success());
     assert_eq!(std::fs::read(&current).unwrap(), b"partial\nthree\n");
 }
+
+#[test]
+fn processor_runs_with_default_signals_in_the_log_directory() {
+    let t = TempDir::new("procenv");
+    let script = [
+        "s4096",
+        "!grep SigIgn /proc/self/status >&2; pwd >&2; cat",
+        "./log",
+    ];
+    let out = run(Path::new(MULTILOG), &script, t.path(), &numbered(0, 30));
+    assert_eq!(out.code, Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let ignored = err
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .expect("SigIgn line");
+    let mask = u64::from_str_radix(ignored.trim(), 16).unwrap();
+    assert_eq!(
+        mask & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "SIGPIPE ignored in the processor"
+    );
+    let log = std::fs::canonicalize(t.join("log")).unwrap();
+    assert!(err.lines().any(|l| Path::new(l) == log), "{err}");
+}
