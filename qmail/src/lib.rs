@@ -1,5 +1,6 @@
 //! qmail.
 
+pub mod auth;
 pub mod bouncesaying;
 pub mod clean;
 pub mod condredirect;

@@ -39,6 +39,8 @@ pub struct Config {
     pub peer: addr::Peer,
     pub relayclient: Option<Vec<u8>>,
     pub ipme: HashSet<IpAddr>,
+    /// checkprogram and its arguments: SMTP AUTH is offered when given.
+    pub checkprog: Vec<OsString>,
 }
 
 fn env(name: &str) -> Option<Vec<u8>> {
@@ -80,6 +82,7 @@ impl Config {
             peer: peer_from_env(),
             relayclient: env("RELAYCLIENT"),
             ipme: HashSet::new(),
+            checkprog: Vec::new(),
         })
     }
 }
@@ -117,6 +120,8 @@ pub struct Session {
     /// The HELO name when it differs from the client's host name.
     fakehelo: Option<Vec<u8>>,
     env: Envelope,
+    /// The client authenticated (AUTH succeeded).
+    authd: bool,
 }
 
 /// How a command ends the session or lets it go on.
@@ -126,16 +131,28 @@ enum Next {
 }
 
 /// Run qmail-smtpd: the whole session on fds 0 and 1.
-pub fn run(_args: &[OsString]) -> Result<(), Error> {
+pub fn run(args: &[OsString]) -> Result<(), Error> {
     let mut early = Conn::new(1200, TIMEOUT_REPLY);
     match setup() {
-        Ok(cfg) => Session::new(cfg).serve(),
+        Ok(mut cfg) => {
+            cfg.checkprog = auth_program(args);
+            Session::new(cfg).serve()
+        }
         Err(reply) => {
             early.out(reply);
             let _ = early.flush();
             Err(io::gone())
         }
     }
+}
+
+/// `qmail-smtpd checkprogram subprogram...`: the program that checks AUTH
+/// credentials, unless SMTPAUTH is `-` (AUTH switched off for this client).
+fn auth_program(args: &[OsString]) -> Vec<OsString> {
+    if std::env::var_os("SMTPAUTH").is_some_and(|v| v == "-") {
+        return Vec::new();
+    }
+    args.get(1..).unwrap_or_default().to_vec()
 }
 
 /// chdir to QMAILHOME, read the controls and this host's addresses; on
@@ -157,6 +174,7 @@ impl Session {
             conn,
             fakehelo: None,
             env: Envelope::default(),
+            authd: false,
         };
         let host = s.cfg.peer.remotehost.clone();
         s.dohelo(&host);
@@ -217,6 +235,7 @@ impl Session {
     fn dispatch(&mut self, verb: &[u8], arg: &[u8]) -> Result<Next, Error> {
         match verb {
             b"rcpt" => self.rcpt(arg)?,
+            b"auth" if !self.cfg.checkprog.is_empty() => self.auth(arg)?,
             b"mail" => self.mail(arg),
             b"data" => self.data()?,
             b"quit" => {
@@ -258,7 +277,11 @@ impl Session {
 
     fn ehlo(&mut self, arg: &[u8]) {
         self.greet(b"250-");
-        self.conn.out(b"\r\n250-PIPELINING\r\n250-8BITMIME\r\n");
+        self.conn.out(b"\r\n");
+        if !self.cfg.checkprog.is_empty() && !self.authd {
+            self.conn.out(crate::auth::EHLO_LINES);
+        }
+        self.conn.out(b"250-PIPELINING\r\n250-8BITMIME\r\n");
         let size = format!("250 SIZE {}\r\n", self.cfg.databytes);
         self.conn.out(size.as_bytes());
         self.env.seenmail = false;
@@ -387,6 +410,134 @@ impl Session {
             self.conn.out(b"\r\n");
         }
     }
+}
+
+impl Session {
+    /// AUTH mechanism [initial-response].
+    fn auth(&mut self, arg: &[u8]) -> Result<(), Error> {
+        if self.authd {
+            self.conn.out(crate::auth::ALREADY);
+            return Ok(());
+        }
+        if self.env.seenmail {
+            self.conn.out(crate::auth::IN_MAIL);
+            return Ok(());
+        }
+        let sp = arg.iter().position(|&b| b == b' ').unwrap_or(arg.len());
+        let mech = arg[..sp].to_ascii_lowercase();
+        let initial = arg[sp..].trim_ascii();
+        let creds = match mech.as_slice() {
+            b"login" => self.auth_login(initial)?,
+            b"plain" => self.auth_plain(initial)?,
+            b"cram-md5" if initial.is_empty() => self.auth_cram()?,
+            b"cram-md5" => Err(crate::auth::MALFORMED),
+            _ => Err(crate::auth::UNKNOWN_TYPE),
+        };
+        let reply = match creds {
+            Ok(c) if c.user.is_empty() || c.secret.is_empty() => crate::auth::MALFORMED,
+            Ok(c) => self.verify(c),
+            Err(r) => r,
+        };
+        self.conn.out(reply);
+        Ok(())
+    }
+
+    fn verify(&mut self, mut c: crate::auth::Creds) -> &'static [u8] {
+        let verdict = crate::auth::check(&self.cfg.checkprog, &c);
+        c.secret.fill(0);
+        match verdict {
+            crate::auth::Verdict::Accepted => {
+                self.authd = true;
+                self.cfg.relayclient = Some(Vec::new());
+                self.cfg.peer.remoteinfo = Some(c.user);
+                crate::auth::OK
+            }
+            crate::auth::Verdict::Refused => crate::auth::FAILED,
+            crate::auth::Verdict::Trouble(r) => r,
+        }
+    }
+
+    /// One base64 line of the exchange after a 334 prompt; `*` cancels.
+    fn auth_line(&mut self, prompt: &[u8]) -> Result<Result<Vec<u8>, &'static [u8]>, Error> {
+        self.conn.out(b"334 ");
+        self.conn.out(prompt);
+        self.conn.out(b"\r\n");
+        let line = match self.conn.line(MAXCMD)? {
+            Line::Ok(l) => l,
+            Line::TooLong => return Ok(Err(crate::auth::MALFORMED)),
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if line == b"*" {
+            return Ok(Err(crate::auth::CANCELLED));
+        }
+        Ok(decode(line))
+    }
+
+    fn auth_login(&mut self, initial: &[u8]) -> Result<AuthStep, Error> {
+        let user = if initial.is_empty() {
+            self.auth_line(b"VXNlcm5hbWU6")?
+        } else {
+            decode(initial)
+        };
+        let user = match user {
+            Ok(u) => u,
+            Err(r) => return Ok(Err(r)),
+        };
+        let pass = self.auth_line(b"UGFzc3dvcmQ6")?;
+        Ok(pass.map(|secret| crate::auth::Creds {
+            user,
+            secret,
+            challenge: Vec::new(),
+        }))
+    }
+
+    fn auth_plain(&mut self, initial: &[u8]) -> Result<AuthStep, Error> {
+        let resp = if initial.is_empty() {
+            self.auth_line(b"")?
+        } else {
+            decode(initial)
+        };
+        Ok(resp.and_then(|r| {
+            let (user, secret) = crate::auth::plain(&r).ok_or(crate::auth::MALFORMED)?;
+            Ok(crate::auth::Creds {
+                user,
+                secret,
+                challenge: Vec::new(),
+            })
+        }))
+    }
+
+    fn auth_cram(&mut self) -> Result<AuthStep, Error> {
+        let host = self
+            .cfg
+            .greeting
+            .split(|&b| b == b' ')
+            .next()
+            .unwrap_or(b"");
+        let challenge = format!(
+            "<{}.{}@{}>",
+            std::process::id(),
+            crate::date822::now(),
+            String::from_utf8_lossy(host)
+        )
+        .into_bytes();
+        let resp = self.auth_line(&crate::auth::b64encode(&challenge))?;
+        Ok(resp.and_then(|r| {
+            let (user, secret) = crate::auth::cram(&r).ok_or(crate::auth::MALFORMED)?;
+            Ok(crate::auth::Creds {
+                user,
+                secret,
+                challenge,
+            })
+        }))
+    }
+}
+
+/// Credentials, or the reply that ends the exchange.
+type AuthStep = Result<crate::auth::Creds, &'static [u8]>;
+
+fn decode(s: &[u8]) -> Result<Vec<u8>, &'static [u8]> {
+    crate::auth::b64decode(s).ok_or(crate::auth::MALFORMED)
 }
 
 /// The message on its way to qmail-queue, counting bytes against databytes.
