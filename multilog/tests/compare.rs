@@ -231,3 +231,23 @@ fn second_multilog_on_a_locked_directory() {
         }
     }
 }
+
+#[test]
+fn unreadable_input_ends_the_log_as_the_original() {
+    for prog in [debian("multilog"), Some(MULTILOG.into())]
+        .into_iter()
+        .flatten()
+    {
+        let t = TempDir::new("readerr");
+        let st = std::process::Command::new(&prog)
+            .arg("./log")
+            .current_dir(t.path())
+            .stdin(std::fs::File::open(t.path()).unwrap())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(st.status.code(), Some(0), "{}", prog.display());
+        assert!(st.stderr.is_empty());
+        assert_eq!(mode(&t.join("log/current")), 0o744);
+    }
+}
