@@ -239,15 +239,16 @@ fn unreadable_input_ends_the_log_as_the_original() {
         .flatten()
     {
         let t = TempDir::new("readerr");
-        let st = std::process::Command::new(&prog)
+        let child = std::process::Command::new(&prog)
             .arg("./log")
             .current_dir(t.path())
             .stdin(std::fs::File::open(t.path()).unwrap())
-            .stderr(std::process::Stdio::piped())
-            .output()
+            .stderr(std::fs::File::create(t.join("err")).unwrap())
+            .spawn()
             .unwrap();
-        assert_eq!(st.status.code(), Some(0), "{}", prog.display());
-        assert!(st.stderr.is_empty());
+        let st = Guard(child).wait(20);
+        assert_eq!(st.code(), Some(0), "{}", prog.display());
+        assert!(std::fs::read(t.join("err")).unwrap().is_empty());
         assert_eq!(mode(&t.join("log/current")), 0o744);
     }
 }
