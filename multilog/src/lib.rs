@@ -4,6 +4,7 @@
 pub mod logdir;
 pub mod matcher;
 pub mod multilog;
+pub mod processor;
 pub mod script;
 pub mod sys;
 pub mod tai64n;
