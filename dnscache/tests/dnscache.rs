@@ -503,3 +503,98 @@ fn forward_only_and_ttl_expiry() {
         .count();
     assert_eq!(asked, 2, "a 1-second TTL expired: {log}");
 }
+
+#[test]
+fn a_silent_server_is_passed_over_after_its_timeout() {
+    let Some(nsd) = Nsd::start("127.0.0.1", 0, &standard_zones()) else {
+        return;
+    };
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let servers = vec![(
+        "example.test",
+        format!("{}\n{}\n", silent.local_addr().unwrap(), nsd.addr),
+    )];
+    let listen = format!("127.0.0.1:{}", free_port("127.0.0.1"));
+    let cache = Cache::start(DNSCACHE, &listen, &servers, &["127"], &[]);
+    let r = Resolver::with_servers(vec![cache.addr]).with_timeouts(&[Duration::from_secs(20)]);
+    // Both servers are asked in turn; which first is the cache's choice.
+    for name in ["www.example.test", "mail.example.test", "ns1.example.test"] {
+        assert_eq!(r.ip4(name).unwrap().len(), 1, "{name}");
+    }
+}
+
+#[test]
+fn runs_from_a_dnscache_conf_service_directory() {
+    let conf = env!("CARGO_BIN_EXE_dnscache-conf");
+    let Some(ip) = free_port53_address() else {
+        eprintln!("skipped: the service's dnscache listens on port 53, which needs root");
+        return;
+    };
+    if !have("envuidgid") || !have("softlimit") || !have("envdir") {
+        eprintln!("skipped: daemontools (envdir, envuidgid, softlimit) not installed");
+        return;
+    }
+    let tmp = TempDir::new("service");
+    let d = tmp.path().join("dnscache");
+    let o = run(conf, &["nobody", "nobody", d.to_str().unwrap(), &ip], &[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    std::fs::write(d.join("root/ip/127"), "").unwrap();
+    let log = std::fs::File::create(tmp.path().join("log")).unwrap();
+    let mut child = std::process::Command::new(d.join("run"))
+        .current_dir(&d)
+        .stdout(log)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut started = false;
+    while std::time::Instant::now() < deadline && !started {
+        started = std::fs::read_to_string(tmp.path().join("log"))
+            .unwrap_or_default()
+            .contains("starting");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r =
+        Resolver::with_servers(vec![listen_addr(&ip)]).with_timeouts(&[Duration::from_secs(10)]);
+    let answer = r.ip4("localhost");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(started, "no starting line");
+    assert_eq!(answer.unwrap(), vec![Ipv4Addr::LOCALHOST]);
+}
+
+#[test]
+fn a_hundred_thousand_names_stay_within_the_cache_budget() {
+    let Some((_nsd, cache)) = setup(&[("CACHESIZE", "100000")]) else {
+        return;
+    };
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let mut answered = 0;
+    let mut rss_after_warmup = 0;
+    for batch in 0..2000u32 {
+        for i in 0..50u32 {
+            let name = format!("n{}.example.test", batch * 50 + i);
+            let wire = dnscache::packet::name_from_dot(name.as_bytes()).unwrap();
+            let q = dnscache::packet::build_query(i as u16, &wire, 1, true);
+            s.send_to(&q, cache.addr).unwrap();
+        }
+        for _ in 0..50 {
+            match s.recv(&mut buf) {
+                Ok(_) => answered += 1,
+                Err(_) => break,
+            }
+        }
+        if batch == 200 {
+            rss_after_warmup = cache.rss_kb();
+        }
+    }
+    let rss = cache.rss_kb();
+    assert!(answered > 99_000, "only {answered} answers");
+    assert!(
+        rss < rss_after_warmup + 4096,
+        "memory grew from {rss_after_warmup} kB to {rss} kB"
+    );
+}

@@ -170,7 +170,7 @@ impl Nsd {
         let addr = SocketAddr::new(ip.parse().unwrap(), port);
         let d = dir.path().display();
         let mut conf = format!(
-            "server:\n ip-address: {ip}\n port: {port}\n username: \"\"\n chroot: \"\"\n zonesdir: \"{d}\"\n database: \"\"\n pidfile: \"{d}/nsd.pid\"\n xfrdfile: \"{d}/xfrd.state\"\n xfrdir: \"{d}\"\n zonelistfile: \"{d}/zone.list\"\n logfile: \"{d}/log\"\n server-count: 1\n verbosity: 0\n hide-version: yes\nremote-control:\n control-enable: no\n"
+            "server:\n ip-address: {ip}\n port: {port}\n username: \"\"\n chroot: \"\"\n zonesdir: \"{d}\"\n database: \"\"\n pidfile: \"{d}/nsd.pid\"\n xfrdfile: \"{d}/xfrd.state\"\n xfrdir: \"{d}\"\n zonelistfile: \"{d}/zone.list\"\n logfile: \"{d}/log\"\n server-count: 1\n verbosity: 0\n hide-version: yes\n rrl-ratelimit: 0\nremote-control:\n control-enable: no\n"
         );
         for (name, text) in zones {
             let file = format!("{name}.zone");
@@ -353,6 +353,21 @@ impl Cache {
         let c = Cache { child, addr, dir };
         c.wait_for("starting");
         c
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process's resident memory in kB.
+    pub fn rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
     }
 
     pub fn log(&self) -> String {
