@@ -151,11 +151,13 @@ fn stream_tools_as_debian() {
     );
     let out = run(
         &bin("recordio"),
-        &["sh", "-c", "cat; printf 'x\\ny'"],
+        &["sh", "-c", "cat >/dev/null; printf 'in\\nx\\ny'"],
         &[],
         b"in\n",
     );
     assert_eq!(out.stdout, b"in\nx\ny");
+    // One packet each way (printf writes once); the program's output comes
+    // only after its input ended, so the order of the lines is fixed.
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     let pid = err.split(' ').next().unwrap();
     assert_eq!(

@@ -118,6 +118,19 @@ fn ipv4_peer_on_ipv6_socket_looks_like_ipv4() {
     );
 }
 
+/// Wait until the log holds at least `n` lines.
+fn wait_lines(s: &Server, n: usize) -> Vec<String> {
+    let end = std::time::Instant::now() + DEADLINE;
+    loop {
+        let l = s.lines();
+        if l.len() >= n {
+            return l;
+        }
+        assert!(std::time::Instant::now() < end, "only {l:#?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// One connection's -v lines with pid and ports replaced by P, L, R.
 fn verbose_run(exe: &Path, rules: &Path, banner: &str) -> (Vec<String>, Vec<u8>) {
     let rules = rules.to_string_lossy().into_owned();
@@ -145,7 +158,9 @@ fn verbose_run(exe: &Path, rules: &Path, banner: &str) -> (Vec<String>, Vec<u8>)
     let rport = c.local_addr().unwrap().port();
     let mut out = Vec::new();
     c.read_to_end(&mut out).unwrap();
-    let lines = s.wait_log(|l| l.contains(" end "));
+    // "end" and the status line after it are two writes: wait for both.
+    s.wait_log(|l| l.contains(" end "));
+    let lines = wait_lines(&s, 6);
     let pid = lines
         .iter()
         .find_map(|l| {
