@@ -293,3 +293,29 @@ fn tcpserver_with_rblsmtpd_over_the_network() {
         "220 rblsmtpd.local\r\n250 rblsmtpd.local\r\n451 no mail for you\r\n221 rblsmtpd.local\r\n"
     );
 }
+
+#[test]
+fn tcpclient_over_ipv6() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipping: no IPv6 loopback here");
+        return;
+    }
+    let s = start(
+        &bin("tcpserver"),
+        &["-1", "-HRl0", "::1", "0", "/bin/echo", "six"],
+        &[],
+    );
+    let dir = TempDir::new("client6");
+    let prog = script(
+        &dir,
+        "c.sh",
+        "cat <&6; echo \"$PROTO $TCPREMOTEIP $TCP6REMOTEIP\"",
+    );
+    let out = run(
+        &bin("tcpclient"),
+        &["-RHl0", "::1", &s.port.to_string(), &prog],
+        &[],
+        b"",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "six\nTCP6 ::1 ::1\n");
+}
