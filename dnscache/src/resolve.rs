@@ -798,4 +798,48 @@ mod tests {
             "{log:?}"
         );
     }
+
+    #[test]
+    fn mangled_responses_never_panic() {
+        let q = b"\x03www\x01e\x04test\x00";
+        let mut p = packet::build_query(1, q, T_A, false);
+        p[2] |= 0x80;
+        p[7] = 1;
+        p[9] = 1;
+        p[11] = 1;
+        p.extend_from_slice(b"\xc0\x0c\x00\x05\x00\x01\x00\x00\x0e\x10\x00\x02\xc0\x10");
+        p.extend_from_slice(
+            b"\x01e\x04test\x00\x00\x06\x00\x01\x00\x00\x0e\x10\x00\x16\xc0\x1c\xc0\x1c",
+        );
+        p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5]);
+        p.extend_from_slice(b"\xc0\x0c\x00\x0f\x00\x01\x00\x00\x0e\x10\x00\x04\x00\x01\xc0\x0c");
+        let server: SocketAddr = "127.0.0.9:53".parse().unwrap();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..20_000 {
+            let mut m = p.clone();
+            for _ in 0..1 + round % 4 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = (seed as usize) % m.len();
+                m[at] = (seed >> 32) as u8;
+            }
+            if round % 7 == 0 {
+                m.truncate((seed as usize >> 8) % m.len());
+            }
+            let (mut cache, roots) = ctx_parts();
+            let mut log = Vec::new();
+            let mut ctx = Ctx {
+                cache: &mut cache,
+                roots: &roots,
+                forward_only: false,
+                log: &mut log,
+                now: Instant::now(),
+            };
+            let mut r = Resolution::new(q, T_A);
+            let _ = r.run(&mut ctx);
+            let _ = r.response(&mut ctx, server, &m);
+            let _ = crate::printpacket::print_packet(&mut String::new(), &m);
+        }
+    }
 }
