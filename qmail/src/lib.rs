@@ -44,5 +44,6 @@ pub mod smtpd;
 pub mod spawn;
 pub mod start;
 pub mod tcpto;
+pub mod tls;
 pub mod token822;
 pub mod users;

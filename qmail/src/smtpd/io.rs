@@ -38,6 +38,8 @@ pub struct Conn {
     /// Exit codes when the peer goes away and when it stalls.
     eof_code: i32,
     timeout_code: i32,
+    /// After STARTTLS: everything goes through this TLS session.
+    tls: Option<crate::tls::Session>,
 }
 
 impl Conn {
@@ -53,6 +55,7 @@ impl Conn {
             timeout_reply,
             eof_code: 1,
             timeout_code: 1,
+            tls: None,
         }
     }
 
@@ -73,8 +76,23 @@ impl Conn {
         self.out.extend_from_slice(s);
     }
 
+    /// Switch to TLS. Input the client sent after STARTTLS in plaintext is
+    /// dropped, so nothing can be injected into the encrypted session.
+    pub fn start_tls(&mut self, session: crate::tls::Session) {
+        self.pos = self.len;
+        self.tls = Some(session);
+    }
+
+    /// Whether the session is encrypted.
+    pub fn tls(&self) -> Option<&crate::tls::Session> {
+        self.tls.as_ref()
+    }
+
     /// Send what is queued.
     pub fn flush(&mut self) -> Result<(), Error> {
+        if self.tls.is_some() {
+            return self.flush_tls();
+        }
         let mut done = 0;
         while done < self.out.len() {
             wait_for(1, PollFlags::POLLOUT, self.timeout_ms).map_err(|_| self.gone())?;
@@ -90,8 +108,63 @@ impl Conn {
         Ok(())
     }
 
+    fn flush_tls(&mut self) -> Result<(), Error> {
+        let out = std::mem::take(&mut self.out);
+        let Some(t) = self.tls.as_mut() else {
+            return Ok(());
+        };
+        t.send(&out).map_err(|_| Error::silent(self.eof_code))?;
+        while t.wants_write() {
+            wait_for(1, PollFlags::POLLOUT, self.timeout_ms)
+                .map_err(|_| Error::silent(self.eof_code))?;
+            match t.write_network() {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(Error::silent(self.eof_code)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Refill from the TLS session: decrypted bytes first, then the network.
+    fn fill_tls(&mut self) -> Result<(), Error> {
+        loop {
+            self.flush_tls()?;
+            let Some(t) = self.tls.as_mut() else {
+                return Err(self.gone());
+            };
+            let n = t.buffered(&mut self.inbuf);
+            if n > 0 {
+                (self.pos, self.len) = (0, n);
+                return Ok(());
+            }
+            if wait_for(0, PollFlags::POLLIN, self.timeout_ms).is_err() {
+                self.out(self.timeout_reply);
+                let _ = self.flush_tls();
+                return Err(Error::silent(self.timeout_code));
+            }
+            let Some(t) = self.tls.as_mut() else {
+                return Err(self.gone());
+            };
+            match t.read_network(&mut self.inbuf) {
+                crate::tls::Input::Data(n) => {
+                    (self.pos, self.len) = (0, n);
+                    return Ok(());
+                }
+                crate::tls::Input::Nothing => {}
+                crate::tls::Input::Closed => {
+                    let _ = self.flush_tls();
+                    return Err(self.gone());
+                }
+            }
+        }
+    }
+
     /// Refill the input buffer: flush first, then wait for the client.
     fn fill(&mut self) -> Result<(), Error> {
+        if self.tls.is_some() {
+            return self.fill_tls();
+        }
         self.flush()?;
         loop {
             if wait_for(0, PollFlags::POLLIN, self.timeout_ms).is_err() {

@@ -236,6 +236,7 @@ impl Session {
         match verb {
             b"rcpt" => self.rcpt(arg)?,
             b"auth" if !self.cfg.checkprog.is_empty() => self.auth(arg)?,
+            b"starttls" if self.conn.tls().is_none() => self.starttls(arg)?,
             b"mail" => self.mail(arg),
             b"data" => self.data()?,
             b"quit" => {
@@ -282,6 +283,9 @@ impl Session {
             self.conn.out(crate::auth::EHLO_LINES);
         }
         self.conn.out(b"250-PIPELINING\r\n250-8BITMIME\r\n");
+        if self.conn.tls().is_none() && crate::tls::available() {
+            self.conn.out(b"250-STARTTLS\r\n");
+        }
         let size = format!("250 SIZE {}\r\n", self.cfg.databytes);
         self.conn.out(size.as_bytes());
         self.env.seenmail = false;
@@ -370,10 +374,14 @@ impl Session {
         let qp = qq.qp();
         self.conn.out(b"354 go ahead\r\n");
         let mut sink = QueueSink::new(qq, self.cfg.databytes);
+        let proto = match self.conn.tls() {
+            Some(t) => format!("({} encrypted) SMTP", t.cipher()),
+            None => "SMTP".to_string(),
+        };
         let rcvd = addr::received(
             &self.cfg.peer,
             self.fakehelo.as_deref(),
-            "SMTP",
+            &proto,
             crate::date822::now(),
         );
         sink.qq.put(&rcvd);
@@ -413,6 +421,30 @@ impl Session {
 }
 
 impl Session {
+    /// STARTTLS: answer in plaintext, then everything is encrypted and the
+    /// session starts over (no HELO, no envelope), as RFC 3207 requires.
+    fn starttls(&mut self, arg: &[u8]) -> Result<(), Error> {
+        if !arg.is_empty() {
+            self.conn
+                .out(b"501 Syntax error (no parameters allowed) (#5.5.4)\r\n");
+            return Ok(());
+        }
+        let session = match crate::tls::config().and_then(crate::tls::Session::new) {
+            Ok(s) => s,
+            Err(_) => {
+                self.conn.out(b"454 TLS missing certificate (#4.3.0)\r\n");
+                return Ok(());
+            }
+        };
+        self.conn.out(b"220 ready for tls\r\n");
+        self.conn.flush()?;
+        self.conn.start_tls(session);
+        self.env = Envelope::default();
+        let host = self.cfg.peer.remotehost.clone();
+        self.dohelo(&host);
+        Ok(())
+    }
+
     /// AUTH mechanism [initial-response].
     fn auth(&mut self, arg: &[u8]) -> Result<(), Error> {
         if self.authd {
