@@ -252,3 +252,68 @@ fn unreadable_input_ends_the_log_as_the_original() {
         assert_eq!(mode(&t.join("log/current")), 0o744);
     }
 }
+
+#[test]
+fn ours_and_the_original_take_turns_on_one_directory() {
+    let Some(theirs) = debian("multilog") else {
+        return;
+    };
+    let t = TempDir::new("turns");
+    let log = t.join("log");
+    let progs = [
+        theirs.as_path(),
+        Path::new(MULTILOG),
+        theirs.as_path(),
+        Path::new(MULTILOG),
+    ];
+    for (i, prog) in progs.iter().enumerate() {
+        let out = run(
+            prog,
+            &["s4096", "n1000", "./log"],
+            t.path(),
+            &numbered(i * 100, 100),
+        );
+        assert_eq!(out.code, Some(0), "{}", prog.display());
+    }
+    // Then each recovers after the other is killed mid-stream.
+    for (i, prog) in [theirs.as_path(), Path::new(MULTILOG)].iter().enumerate() {
+        let first = 400 + i * 200;
+        let mut ml = spawn(
+            prog,
+            &["s4096", "n1000", "./log"],
+            t.path(),
+            std::process::Stdio::null(),
+        );
+        std::io::Write::write_all(ml.stdin(), &numbered(first, 100)).unwrap();
+        let last = format!("{:099}\n", first + 99);
+        wait_for(20, "lines on disk", || {
+            std::fs::read(log.join("current"))
+                .map(|c| c.ends_with(last.as_bytes()))
+                .unwrap_or(false)
+        });
+        ml.signal(libc::SIGKILL);
+        ml.wait(20);
+        let next = if i == 0 {
+            Path::new(MULTILOG)
+        } else {
+            theirs.as_path()
+        };
+        assert_eq!(
+            run(
+                next,
+                &["s4096", "n1000", "./log"],
+                t.path(),
+                &numbered(first + 100, 100)
+            )
+            .code,
+            Some(0)
+        );
+    }
+    let old = old_files(&log);
+    assert_eq!(
+        old.iter().filter(|n| n.ends_with(".u")).count(),
+        2,
+        "{old:?}"
+    );
+    assert_eq!(all_logged(&log), numbered(0, 800));
+}
