@@ -50,7 +50,10 @@ pub fn check(argv: &[std::ffi::OsString], creds: &Creds) -> Verdict {
         return Verdict::Trouble(FORK);
     };
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]);
+    // The network stays ours: checkprogram talks on fd 3 only.
+    cmd.args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
     let rfd = std::os::fd::AsRawFd::as_raw_fd(&r);
     let wfd = std::os::fd::AsRawFd::as_raw_fd(&w);
     // SAFETY: only async-signal-safe calls between fork and exec.
