@@ -225,3 +225,32 @@ impl Drop for Mount {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+#[test]
+fn sigterm_loses_nothing_that_was_read() {
+    // stdin is a file whose offset we share: after exit, everything before
+    // the offset (all input consumed) must be in the log, and nothing more.
+    let t = TempDir::new("termread");
+    let input = numbered(0, 300_000);
+    std::fs::write(t.join("in"), &input).unwrap();
+    let f = std::fs::File::open(t.join("in")).unwrap();
+    let shared = f.try_clone().unwrap();
+    let child = Command::new(MULTILOG)
+        .args(["s16777215", "n1000", "./log"])
+        .current_dir(t.path())
+        .stdin(f)
+        .spawn()
+        .unwrap();
+    let mut ml = Guard(child);
+    wait_for(20, "some lines", || len_of(&t.join("log/current")) > 0);
+    ml.signal(libc::SIGTERM);
+    assert!(ml.wait(60).success());
+    let consumed = std::io::Seek::stream_position(&mut &shared).unwrap() as usize;
+    let logged = all_logged(&t.join("log"));
+    eprintln!("consumed {consumed} of {} bytes before SIGTERM took effect", input.len());
+    assert_eq!(logged.len(), consumed);
+    assert!(
+        logged == input[..consumed],
+        "log differs from the input consumed"
+    );
+}
