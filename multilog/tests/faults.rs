@@ -247,7 +247,10 @@ fn sigterm_loses_nothing_that_was_read() {
     assert!(ml.wait(60).success());
     let consumed = std::io::Seek::stream_position(&mut &shared).unwrap() as usize;
     let logged = all_logged(&t.join("log"));
-    eprintln!("consumed {consumed} of {} bytes before SIGTERM took effect", input.len());
+    eprintln!(
+        "consumed {consumed} of {} bytes before SIGTERM took effect",
+        input.len()
+    );
     assert_eq!(logged.len(), consumed);
     assert!(
         logged == input[..consumed],
