@@ -161,3 +161,32 @@ fn tcprules_entry_allows_relaying_and_its_absence_refuses() {
         "{out}"
     );
 }
+
+#[test]
+fn ipv6_peer_in_the_received_line() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() || !have("python3") {
+        eprintln!("skipping: no IPv6 loopback or no python3");
+        return;
+    }
+    // Debian's tcpserver has no IPv6: only ours will do.
+    if !bindir().join("tcpserver").exists() {
+        eprintln!("skipping: our tcpserver is not built (cargo build -p tcpserver)");
+        return;
+    }
+    let h = Home::new("ipv6");
+    h.control("rcpthosts", "example.org\n");
+    let srv = Server::start_on("::1", &h, &bindir(), None, &["qmail-smtpd"]);
+    let script = format!(
+        "import smtplib\ns=smtplib.SMTP('::1',{},timeout=30)\ns.helo('v6.client')\n\
+         s.sendmail('a@b',['u@example.org'],b'x\\r\\n')\ns.quit()",
+        srv.port
+    );
+    let (out, code) = client(&["python3", "-c", &script], b"");
+    assert_eq!(code, 0, "{out}");
+    let q = h.queued();
+    let m = String::from_utf8_lossy(&q[0].0);
+    assert!(
+        m.contains("Received: from unknown (HELO v6.client) (::1)\n  by localhost with SMTP; "),
+        "{m}"
+    );
+}

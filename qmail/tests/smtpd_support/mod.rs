@@ -216,7 +216,22 @@ pub struct Server {
 
 impl Server {
     pub fn start(home: &Home, dir: &Path, rules: Option<&Path>, prog: &[&str]) -> Server {
-        let port = free_port();
+        Server::start_on("127.0.0.1", home, dir, rules, prog)
+    }
+
+    /// The same on another loopback address (`::1` for IPv6).
+    pub fn start_on(
+        host: &str,
+        home: &Home,
+        dir: &Path,
+        rules: Option<&Path>,
+        prog: &[&str],
+    ) -> Server {
+        let port = std::net::TcpListener::bind((host, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut c = home.cmd("qmail-smtpd");
         let mut c2 = Command::new(dir.join("tcpserver"));
         for (k, v) in c.get_envs() {
@@ -234,14 +249,14 @@ impl Server {
             "-H",
             "-l",
             "localhost",
-            "127.0.0.1",
+            host,
             &port.to_string(),
         ]);
         c.arg(bin(prog[0])).args(&prog[1..]);
         c.stdout(Stdio::null()).stderr(Stdio::null());
         let g = Guard(c.spawn().unwrap());
         let end = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect((host, port)).is_err() {
             assert!(Instant::now() < end, "tcpserver did not listen");
             std::thread::sleep(Duration::from_millis(50));
         }
