@@ -244,14 +244,7 @@ impl Server {
         if let Some(r) = rules {
             c.arg("-x").arg(r);
         }
-        c.args([
-            "-R",
-            "-H",
-            "-l",
-            "localhost",
-            host,
-            &port.to_string(),
-        ]);
+        c.args(["-R", "-H", "-l", "localhost", host, &port.to_string()]);
         c.arg(bin(prog[0])).args(&prog[1..]);
         c.stdout(Stdio::null()).stderr(Stdio::null());
         let g = Guard(c.spawn().unwrap());
