@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod bouncesaying;
+pub mod checkpassword;
 pub mod clean;
 pub mod condredirect;
 pub mod control;
@@ -24,6 +25,8 @@ pub mod mailsubj;
 pub mod mbox;
 pub mod newmrh;
 pub mod newu;
+pub mod pop3d;
+pub mod popup;
 pub mod predate;
 pub mod preline;
 pub mod pw2u;
