@@ -35,12 +35,14 @@ impl QueueError {
     }
 }
 
-/// The program to run: $QMAILQUEUE, else bin/qmail-queue below QMAILHOME.
-fn queue_program() -> OsString {
-    match std::env::var_os("QMAILQUEUE") {
+/// The program to run: $QMAILQUEUE, else bin/qmail-queue; a relative name
+/// is taken below QMAILHOME, where qmail runs it.
+fn queue_program(home: &std::path::Path) -> std::path::PathBuf {
+    let prog = match std::env::var_os("QMAILQUEUE") {
         Some(q) if !q.is_empty() => q,
         _ => OsString::from("bin/qmail-queue"),
-    }
+    };
+    home.join(prog)
 }
 
 impl QueueJob {
@@ -55,7 +57,7 @@ impl QueueJob {
             )));
         }
         let (env_r, env_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        let spawned = Command::new(queue_program())
+        let spawned = Command::new(queue_program(&home))
             .current_dir(&home)
             .stdin(Stdio::piped())
             .stdout(Stdio::from(env_r))

@@ -456,3 +456,61 @@ fn mbox_on_a_full_filesystem_is_cut_back() {
     );
     assert_eq!(fs::read(&mbox).unwrap(), b"From old\n\nold\n\n");
 }
+
+#[test]
+fn forward_into_the_real_queue() {
+    // A private QMAILHOME laid out by our installer, with our qmail-queue.
+    let q = TempDir::new("realq");
+    let qh = q.path().join("qmail");
+    let inst = std::path::Path::new(LOCAL).with_file_name("qmail-install");
+    let st = Command::new(&inst)
+        .arg("-p")
+        .env("QMAILHOME", &qh)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::write(qh.join("control/me"), "example.com\n").unwrap();
+    let h = joe_home();
+    h.write(".qmail", b"&fwd@elsewhere.example\n");
+    let mut c = bin(LOCAL, &qh);
+    c.arg("--").args([
+        "joe",
+        h.path().to_str().unwrap(),
+        "joe",
+        "",
+        "",
+        "example.com",
+        "sender@remote.org",
+        "./Maildir/",
+    ]);
+    let o = run_with(c, MSG);
+    assert_eq!(o.code, 0, "{}", o.err());
+    let out = o.out();
+    assert!(out.starts_with("did 0+1+0\nqp "), "{out}");
+    // The queued message carries our Delivered-To; the envelope our recipient.
+    let mut found_msg = false;
+    let mut found_env = false;
+    let mut stack = vec![qh.join("queue")];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if !ft.is_file() {
+                // queue/lock/trigger is a fifo: opening it would block.
+                continue;
+            }
+            let b = fs::read(&p).unwrap_or_default();
+            let has = |n: &[u8]| b.windows(n.len()).any(|w| w == n);
+            found_msg |= has(b"Delivered-To: joe@example.com\nSubject: hello\n");
+            found_env |= has(b"Tfwd@elsewhere.example\0");
+        }
+    }
+    assert!(
+        found_msg && found_env,
+        "message or envelope not in the queue"
+    );
+}
