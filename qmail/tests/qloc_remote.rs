@@ -38,7 +38,11 @@ impl Default for Script {
 
 /// A one-connection SMTP server; the receiver gets everything the client sent.
 fn sink(script: Script) -> (u16, mpsc::Receiver<Vec<u8>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    sink_on(TcpListener::bind("127.0.0.1:0").unwrap(), script)
+}
+
+/// The same server on a listener of the caller's choice.
+fn sink_on(l: TcpListener, script: Script) -> (u16, mpsc::Receiver<Vec<u8>>) {
     let port = l.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -236,4 +240,21 @@ fn a_silent_server_times_out() {
         o.out(),
         "ZConnected to 127.0.0.1 but connection died. (#4.4.2)\n\0"
     );
+}
+
+#[test]
+fn ipv6_relay() {
+    let Ok(l) = TcpListener::bind("[::1]:0") else {
+        eprintln!("skipping: no IPv6 loopback here");
+        return;
+    };
+    let (port, rx) = sink_on(l, Script::default());
+    let q = qhome(&format!("x.test:[::1]:{port}\n"), &[]);
+    let o = remote(&q, &["x.test", "s@a", "r@x.test"], b"hi\n");
+    assert_eq!(
+        o.out(),
+        "r\0K::1 accepted message.\nRemote host said: 250 ok 12345\n\0"
+    );
+    let wire = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(wire.ends_with(b"DATA\r\nhi\r\n.\r\nQUIT\r\n"));
 }

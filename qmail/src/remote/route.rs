@@ -57,8 +57,13 @@ fn parse_relay(v: &str) -> Option<(String, u16)> {
     Some((h, port))
 }
 
-/// The addresses of `name` (A, then AAAA).
+/// The addresses of `name` (A, then AAAA); an address literal, bracketed
+/// or not, without asking DNS.
 fn addrs(r: &Resolver, name: &str) -> Result<Vec<IpAddr>, DnsError> {
+    let bare = name.strip_prefix('[').and_then(|n| n.strip_suffix(']'));
+    if let Ok(ip) = bare.unwrap_or(name).parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
     let mut v: Vec<IpAddr> = r.ip4(name)?.into_iter().map(IpAddr::V4).collect();
     v.extend(r.ip6(name)?.into_iter().map(IpAddr::V6));
     Ok(v)
