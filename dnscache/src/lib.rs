@@ -10,6 +10,7 @@ pub mod response;
 pub mod rewrite;
 pub mod roots;
 pub mod server;
+pub mod stats;
 pub mod stub;
 pub mod tools;
 pub mod transmit;

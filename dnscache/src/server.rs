@@ -6,12 +6,21 @@
 //!
 //! Beyond djbdns, IP may carry a port (`127.0.0.1:5300`, `[::1]:5300`) so the
 //! cache can run unprivileged; IPv6 addresses work for IP and IPSEND.
+//!
+//! Statistics for monitoring (opt-in, beyond djbdns): with `STATSFILE` set
+//! in env/ (a path relative to ROOT, e.g. `STATSFILE=stats/dnscache.prom`
+//! with root/stats/ writable by the dnscache user), counters of queries,
+//! answers by rcode, truncations, refused clients, drops, upstream questions
+//! and cache use are kept in that file in the Prometheus text format,
+//! rewritten atomically at most once a second while anything changes (see
+//! `stats`). Unset, nothing is written and the log is djbdns' own.
 
 use crate::cache::Cache;
 use crate::dnslog;
 use crate::packet;
 use crate::resolve::{Ctx, Resolution, Step};
 use crate::roots::{self, Roots};
+use crate::stats::{Counters, Gauges, StatsFile};
 use crate::transmit::{Event, Transmit};
 use common::Error;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -170,6 +179,8 @@ struct Server {
     tcps: Vec<Option<TcpClient>>,
     numqueries: u64,
     last_stats: Instant,
+    counters: Counters,
+    stats_file: Option<StatsFile>,
 }
 
 impl Server {
@@ -185,6 +196,8 @@ impl Server {
             tcps: Vec::new(),
             numqueries: 0,
             last_stats: Instant::now(),
+            counters: Counters::default(),
+            stats_file: StatsFile::from_env(),
         }
     }
 
@@ -229,6 +242,39 @@ impl Server {
                 self.handle(t);
             }
             self.expire(Instant::now());
+            self.write_stats(Instant::now());
+        }
+    }
+
+    /// Rewrite the opted-in statistics file when it is due.
+    fn write_stats(&mut self, now: Instant) {
+        let Some(file) = self.stats_file.as_mut() else {
+            return;
+        };
+        let active_udp = self
+            .queries
+            .iter()
+            .flatten()
+            .filter(|q| matches!(q.client, Client::Udp(_)))
+            .count();
+        let g = Gauges {
+            active_udp,
+            active_tcp: self.queries.iter().flatten().count() - active_udp,
+            flights: self.flights.iter().flatten().count(),
+            cache_used: self.cache.used(),
+            cache_size: self
+                .cfg
+                .cachesize
+                .clamp(crate::cache::MIN_SIZE, crate::cache::MAX_SIZE),
+            cache_motion: self.cache.motion,
+        };
+        file.maybe_write(now, &self.counters, &g);
+    }
+
+    /// Note a change the statistics file reports.
+    fn touch(&mut self) {
+        if let Some(f) = self.stats_file.as_mut() {
+            f.touch();
         }
     }
 
@@ -264,7 +310,8 @@ impl Server {
             .flatten()
             .filter(|c| !c.busy)
             .map(|c| c.deadline);
-        up.chain(tc).min()
+        let st = self.stats_file.as_ref().and_then(StatsFile::deadline);
+        up.chain(tc).chain(st).min()
     }
 
     fn handle(&mut self, t: Token) {
@@ -312,6 +359,8 @@ impl Server {
                 Err(_) => return,
             };
             if !roots::ok_client(Path::new("ip"), peer.ip()) {
+                self.counters.refused_clients += 1;
+                self.touch();
                 continue;
             }
             if self
@@ -341,6 +390,7 @@ impl Server {
         if let Some(i) = oldest {
             if let Some(q) = self.queries[i].take() {
                 log_lines(&[dnslog::drop(q.qnum, common::errstr::text(libc::ETIMEDOUT))]);
+                self.counters.dropped += 1;
                 self.leave_flights(i);
             }
         }
@@ -361,6 +411,11 @@ impl Server {
             return;
         }
         self.numqueries += 1;
+        match client {
+            Client::Udp(_) => self.counters.udp_queries += 1,
+            Client::Tcp(_) => self.counters.tcp_queries += 1,
+        }
+        self.touch();
         let peer = match client {
             Client::Udp(a) => a,
             Client::Tcp(i) => self.tcps[i]
@@ -447,6 +502,8 @@ impl Server {
             }
             return;
         }
+        self.counters.upstream += 1;
+        self.touch();
         let (qname, qtype, recursive, servers) = key.clone();
         let (transmit, ev) =
             Transmit::start(servers, &qname, qtype, recursive, self.cfg.ipsend, now);
@@ -537,6 +594,7 @@ impl Server {
         let Some(q) = self.queries[i].take() else {
             return;
         };
+        self.count_rcode(rcode);
         let mut p = crate::response::build(&crate::response::Answer {
             id: q.id,
             rd: q.rd,
@@ -554,6 +612,7 @@ impl Server {
                     p.truncate(12 + q.question.len());
                     p[2] |= 2;
                     p[6..12].fill(0);
+                    self.counters.truncated += 1;
                     if q.edns.is_some() {
                         crate::response::add_opt(&mut p);
                     }
@@ -572,11 +631,25 @@ impl Server {
         log_lines(&[dnslog::sent(q.qnum, p.len())]);
     }
 
+    fn count_rcode(&mut self, rcode: u8) {
+        match rcode {
+            crate::resolve::RCODE_NXDOMAIN => self.counters.nxdomain += 1,
+            crate::resolve::RCODE_SERVFAIL => self.counters.servfail += 1,
+            _ => self.counters.noerror += 1,
+        }
+        self.touch();
+    }
+
     fn accept(&mut self, now: Instant) {
         let Ok((stream, peer)) = self.tcp.accept() else {
             return;
         };
-        if !roots::ok_client(Path::new("ip"), peer.ip()) || stream.set_nonblocking(true).is_err() {
+        if !roots::ok_client(Path::new("ip"), peer.ip()) {
+            self.counters.refused_clients += 1;
+            self.touch();
+            return;
+        }
+        if stream.set_nonblocking(true).is_err() {
             return;
         }
         log_lines(&[dnslog::tcpopen(peer)]);
