@@ -315,12 +315,9 @@ fn checkpassword_misuse_and_refusal_codes() {
 
 /// tcpserver to use: ours beside the test binaries, else Debian's.
 fn tcpserver() -> Option<PathBuf> {
-    for p in [bin("tcpserver"), PathBuf::from("/usr/bin/tcpserver")] {
-        if p.exists() {
-            return Some(p);
-        }
-    }
-    None
+    [bin("tcpserver"), PathBuf::from("/usr/bin/tcpserver")]
+        .into_iter()
+        .find(|p| p.exists())
 }
 
 /// tcpserver on a loopback port running `argv`.
