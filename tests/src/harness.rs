@@ -125,6 +125,18 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// The live children of `pid`, from /proc.
+pub fn children(pid: i32) -> Vec<i32> {
+    let procs = processes();
+    let kids = procs.iter().filter(|(p, pp)| *pp == pid && alive(*p));
+    kids.map(|(p, _)| *p).collect()
+}
+
+/// The program `pid` runs (/proc/PID/exe).
+pub fn exe_of(pid: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
 /// Every live process with its parent pid, from /proc.
 fn processes() -> Vec<(i32, i32)> {
     let mut out = Vec::new();

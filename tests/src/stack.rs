@@ -238,6 +238,11 @@ impl MailStack {
         );
     }
 
+    /// The pid of svscan.
+    pub fn svscan_pid(&self) -> i32 {
+        self.svscan.as_ref().map_or(0, |g| g.pid())
+    }
+
     /// Our svc with `flag` on a service directory (relative to the scan dir).
     pub fn svc(&self, flag: &str, service: &str) -> Output {
         let mut c = Command::new(bin("svc"));

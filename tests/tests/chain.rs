@@ -149,6 +149,18 @@ fn check_tcpserver_log(s: &MailStack, service: &str, port: u16, remote: &str, st
     );
 }
 
+/// svscan found our supervise through PATH, not Debian's in /usr/bin: one
+/// per service and one per logger.
+fn check_our_supervise(s: &MailStack) {
+    let ours = e2e::bindir().join("supervise");
+    let kids = e2e::children(s.svscan_pid());
+    let exes: Vec<_> = kids.iter().filter_map(|&p| e2e::exe_of(p)).collect();
+    assert_eq!(exes.len(), 4, "svscan's children: {exes:?}");
+    for e in &exes {
+        assert_eq!(e, &ours, "svscan started {}", e.display());
+    }
+}
+
 /// Our tai64nlocal and Debian's turn the log's labels into the same text.
 fn check_tai64nlocal(s: &MailStack, service: &str) {
     let raw = s.log_raw(service);
@@ -176,6 +188,7 @@ fn check_tai64nlocal(s: &MailStack, service: &str) {
 #[test]
 fn smtp_to_maildir_through_the_supervised_stack() {
     let s = MailStack::start(&Options::default());
+    check_our_supervise(&s);
     let sent = message(1);
     assert_eq!(
         smtplib_send(&s, "127.0.0.1", "joe@localhost", &sent),
@@ -252,6 +265,19 @@ fn relay_attempt_without_relayclient_is_refused_and_nothing_queued() {
     assert!(s.maildir_messages().is_empty());
     let lines = s.log_lines("qmail-send");
     assert!(!lines.iter().any(|l| l.contains("new msg")), "{lines:?}");
+    // The same client may still mail a local recipient.
+    let sent = message(3);
+    assert_eq!(
+        smtplib_send(&s, "127.0.0.2", "joe@localhost", &sent),
+        "sent"
+    );
+    let got = s.wait_messages(1);
+    assert!(is_sent_plus_trace(&got[0], &lf(&sent)));
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(
+        text.contains("Received: from unknown (HELO e2e.test) (127.0.0.2)\n"),
+        "{text}"
+    );
 }
 
 #[test]
