@@ -95,6 +95,12 @@ impl Pop3d {
                 self.io.flush()
             }
             b"noop" => self.io.okay(),
+            // CAPA (RFC 2449) is not in the original; clients ask for it.
+            b"capa" => {
+                self.io
+                    .put(b"+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\n.\r\n")?;
+                self.io.flush()
+            }
             _ => self.io.err("unimplemented"),
         }
     }

@@ -12,7 +12,7 @@ use common::Error;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
@@ -44,6 +44,8 @@ pub struct Io {
     /// Never read past the end of a line: what follows belongs to the
     /// program qmail-popup hands the connection to.
     exact: bool,
+    /// The TLS session after STLS: everything then goes through it.
+    tls: Option<crate::tls::Session>,
 }
 
 fn stdin() -> BorrowedFd<'static> {
@@ -81,6 +83,7 @@ impl Io {
             discarding: false,
             die,
             exact: false,
+            tls: None,
         }
     }
 
@@ -133,6 +136,9 @@ impl Io {
     }
 
     fn fill(&mut self) -> Result<(), Error> {
+        if self.tls.is_some() {
+            return self.fill_tls();
+        }
         self.flush()?;
         if !wait(stdin(), PollFlags::POLLIN) {
             return Err(self.gone());
@@ -161,8 +167,53 @@ impl Io {
         Ok(())
     }
 
+    /// Refill from the TLS session: decrypted bytes first, then the network.
+    fn fill_tls(&mut self) -> Result<(), Error> {
+        let mut buf = [0u8; 4096];
+        loop {
+            self.flush()?;
+            let t = self.tls.as_mut().ok_or(Error::silent(self.die))?;
+            let n = t.buffered(&mut buf);
+            if n > 0 {
+                self.inbuf.extend_from_slice(&buf[..n]);
+                return Ok(());
+            }
+            if !wait(stdin(), PollFlags::POLLIN) {
+                return Err(self.gone());
+            }
+            let t = self.tls.as_mut().ok_or(Error::silent(self.die))?;
+            match t.read_network(&mut buf) {
+                crate::tls::Input::Data(n) => {
+                    self.inbuf.extend_from_slice(&buf[..n]);
+                    return Ok(());
+                }
+                crate::tls::Input::Nothing => {}
+                crate::tls::Input::Closed => {
+                    let _ = self.flush();
+                    return Err(self.gone());
+                }
+            }
+        }
+    }
+
+    /// Start TLS on the connection (the plaintext reply already sent);
+    /// anything the client sent before the handshake is dropped.
+    pub fn start_tls(&mut self, session: crate::tls::Session) {
+        self.inbuf.clear();
+        self.discarding = false;
+        self.tls = Some(session);
+    }
+
+    /// Whether TLS is on.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Write everything queued.
     pub fn flush(&mut self) -> Result<(), Error> {
+        if self.tls.is_some() {
+            return self.flush_tls();
+        }
         let mut done = 0;
         while done < self.out.len() {
             if !wait(stdout(), PollFlags::POLLOUT) {
@@ -175,6 +226,26 @@ impl Io {
             }
         }
         self.out.clear();
+        Ok(())
+    }
+
+    fn flush_tls(&mut self) -> Result<(), Error> {
+        let out = std::mem::take(&mut self.out);
+        let die = self.die;
+        let Some(t) = self.tls.as_mut() else {
+            return Ok(());
+        };
+        t.send(&out).map_err(|_| Error::silent(die))?;
+        while t.wants_write() {
+            if !wait(stdout(), PollFlags::POLLOUT) {
+                return Err(Error::silent(die));
+            }
+            match t.write_network() {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(Error::silent(die)),
+            }
+        }
         Ok(())
     }
 
@@ -271,8 +342,44 @@ impl Popup {
                 Err(Error::silent(1))
             }
             b"noop" => self.io.okay(),
+            b"capa" => self.capa(),
+            b"stls" if self.offers_tls() => self.stls(arg),
             _ => self.io.err("authorization first"),
         }
+    }
+
+    /// STLS is offered when control/servercert.pem exists and TLS is not
+    /// yet on; otherwise the command is unknown, as in the original.
+    fn offers_tls(&self) -> bool {
+        !self.io.is_tls() && crate::tls::available()
+    }
+
+    /// CAPA (RFC 2449), which the original lacks: what this chain serves.
+    fn capa(&mut self) -> Result<(), Error> {
+        self.io
+            .put(b"+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\n")?;
+        if self.offers_tls() {
+            self.io.put(b"STLS\r\n")?;
+        }
+        self.io.put(b".\r\n")?;
+        self.io.flush()
+    }
+
+    /// STLS (RFC 2595): answer in plaintext, then everything is encrypted
+    /// and authorization starts over (a USER given before is forgotten).
+    fn stls(&mut self, arg: Vec<u8>) -> Result<(), Error> {
+        if !arg.is_empty() {
+            return self.io.err("syntax error");
+        }
+        let session = match crate::tls::config().and_then(crate::tls::Session::new) {
+            Ok(s) => s,
+            Err(_) => return self.io.err("TLS missing certificate"),
+        };
+        self.io.put(b"+OK begin TLS negotiation\r\n")?;
+        self.io.flush()?;
+        self.io.start_tls(session);
+        self.user = None;
+        Ok(())
     }
 
     fn user(&mut self, arg: Vec<u8>) -> Result<(), Error> {
@@ -313,7 +420,11 @@ impl Popup {
         up.extend_from_slice(&self.hostname);
         up.push(0);
         pass.fill(0);
-        let status = spawn_checker(&self.child, &up);
+        let status = if self.io.is_tls() {
+            self.login_tls(&up)
+        } else {
+            spawn_checker(&self.child, &up, None).and_then(Started::reap)
+        };
         up.fill(0);
         match status {
             Some(s) if s.signal().is_some() => self.io.err("aack, child crashed")?,
@@ -325,20 +436,108 @@ impl Popup {
     }
 }
 
-/// Start the subprogram with `up` readable on fd 3 and the network on fds
-/// 0, 1 and 2 (its error messages reach the client, as in qmail); wait for
-/// it. A program that cannot be executed counts as a refusal, like the
-/// original's child exiting 1 after a failed execvp.
-fn spawn_checker(argv: &[OsString], up: &[u8]) -> Option<std::process::ExitStatus> {
+impl Popup {
+    /// Under TLS the subprograms talk plaintext on a socket pair whose
+    /// other end qmail-popup relays through the TLS session until they
+    /// close it.
+    fn login_tls(&mut self, up: &[u8]) -> Option<std::process::ExitStatus> {
+        let (mine, theirs) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .ok()?;
+        let child = spawn_checker(&self.child, up, Some(theirs.as_raw_fd()));
+        drop(theirs);
+        if let Some(Started::Child(_)) = child {
+            let pending = std::mem::take(&mut self.io.inbuf);
+            let _ = self.relay(&mine, &pending);
+        }
+        drop(mine);
+        child?.reap()
+    }
+
+    /// Copy between the TLS session and `sock` until the subprogram's side
+    /// closes, the client goes away or nothing moves for the timeout.
+    fn relay(&mut self, sock: &std::os::fd::OwnedFd, pending: &[u8]) -> Result<(), Error> {
+        let mut to_child = std::fs::File::from(sock.try_clone().map_err(|_| self.io.gone())?);
+        to_child.write_all(pending).map_err(|_| self.io.gone())?;
+        let mut buf = [0u8; 4096];
+        loop {
+            let t = self.io.tls.as_mut().ok_or(Error::silent(1))?;
+            let n = t.buffered(&mut buf);
+            if n > 0 {
+                to_child.write_all(&buf[..n]).map_err(|_| self.io.gone())?;
+                continue;
+            }
+            let mut fds = [
+                PollFd::new(stdin(), PollFlags::POLLIN),
+                PollFd::new(sock.as_fd(), PollFlags::POLLIN),
+            ];
+            let timeout = PollTimeout::try_from(TIMEOUT_MS).unwrap_or(PollTimeout::MAX);
+            match poll(&mut fds, timeout) {
+                Ok(0) => return Err(self.io.gone()),
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return Err(self.io.gone()),
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            let (net, child) = (ready(&fds[0]), ready(&fds[1]));
+            if child {
+                match nix::unistd::read(sock.as_raw_fd(), &mut buf) {
+                    Ok(0) | Err(_) => return self.io.flush(),
+                    Ok(n) => {
+                        self.io.put(&buf[..n])?;
+                        self.io.flush()?;
+                    }
+                }
+            }
+            if net {
+                let t = self.io.tls.as_mut().ok_or(Error::silent(1))?;
+                match t.read_network(&mut buf) {
+                    crate::tls::Input::Data(n) => {
+                        to_child.write_all(&buf[..n]).map_err(|_| self.io.gone())?;
+                    }
+                    crate::tls::Input::Nothing => self.io.flush()?,
+                    crate::tls::Input::Closed => return Err(self.io.gone()),
+                }
+            }
+        }
+    }
+}
+
+/// Wait for the subprogram.
+fn reap(mut child: std::process::Child) -> Option<std::process::ExitStatus> {
+    loop {
+        match child.wait() {
+            Ok(s) => return Some(s),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Start the subprogram with `up` readable on fd 3 and the network (or
+/// `net`, the relay's socket under TLS) on fds 0, 1 and 2: its error
+/// messages reach the client, as in qmail. A program that cannot be
+/// executed counts as a refusal, like the original's child exiting 1
+/// after a failed execvp; None means no child could be made.
+fn spawn_checker(argv: &[OsString], up: &[u8], net: Option<RawFd>) -> Option<Started> {
     let (r, w) = nix::unistd::pipe().ok()?;
-    let rfd = std::os::fd::AsRawFd::as_raw_fd(&r);
-    let wfd = std::os::fd::AsRawFd::as_raw_fd(&w);
+    let rfd = r.as_raw_fd();
+    let wfd = w.as_raw_fd();
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             libc::close(wfd);
+            if let Some(n) = net {
+                if libc::dup2(n, 0) == -1 || libc::dup2(n, 1) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             if libc::dup2(1, 2) == -1 || libc::dup2(rfd, 3) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -347,20 +546,31 @@ fn spawn_checker(argv: &[OsString], up: &[u8]) -> Option<std::process::ExitStatu
     }
     let child = cmd.spawn();
     drop(r);
-    let mut child = match child {
+    let child = match child {
         Ok(c) => c,
-        Err(_) => return Some(std::process::ExitStatus::from_raw(1 << 8)),
+        Err(_) => return Some(Started::NoExec),
     };
     // The checker may exit without reading everything: a short write
     // changes nothing, so its result is ignored (SIGPIPE is ignored).
     let mut wf = std::fs::File::from(w);
     let _ = wf.write_all(up);
     drop(wf);
-    loop {
-        match child.wait() {
-            Ok(s) => return Some(s),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return None,
+    Some(Started::Child(child))
+}
+
+/// What starting the subprogram gave.
+enum Started {
+    Child(std::process::Child),
+    /// It could not be executed: a refusal, as the original's `_exit(1)`.
+    NoExec,
+}
+
+impl Started {
+    /// Wait for it; None when waiting failed.
+    fn reap(self) -> Option<std::process::ExitStatus> {
+        match self {
+            Started::Child(c) => reap(c),
+            Started::NoExec => Some(std::process::ExitStatus::from_raw(1 << 8)),
         }
     }
 }

@@ -111,8 +111,10 @@ impl Drop for Dir {
 
 /// Run argv with `input` on stdin; its stdout and exit code.
 fn session(argv: &[String], input: &[u8]) -> (String, i32) {
+    // A QMAILHOME without control/servercert.pem: no STLS offered.
     let child = Command::new(&argv[0])
         .args(&argv[1..])
+        .env("QMAILHOME", std::env::temp_dir().join("pop3-no-qmailhome"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -146,7 +148,8 @@ const MSG2: &[u8] = b"From: b@example.org\nSubject: two\n\nl1\nl2\nl3\n";
 #[test]
 fn popup_before_authorization() {
     let d = Dir::new("pre");
-    let input = b"STAT\r\nUSER\r\nPASS x\r\nNOOP\r\nApop joe\r\nfoo bar\r\nQUIT\r\nNOOP\r\n";
+    let input =
+        b"STAT\r\nUSER\r\nPASS x\r\nNOOP\r\nApop joe\r\nfoo bar\r\nCAPA\r\nSTLS\r\nQUIT\r\nNOOP\r\n";
     let (out, code) = session(&d.chain(), input);
     let lines: Vec<&str> = out.split("\r\n").collect();
     let greet = lines[0];
@@ -165,6 +168,13 @@ fn popup_before_authorization() {
             "-ERR USER first",
             "+OK ",
             "-ERR syntax error",
+            "-ERR authorization first",
+            "+OK capability list follows",
+            "TOP",
+            "UIDL",
+            "USER",
+            ".",
+            // Without control/servercert.pem there is no STLS.
             "-ERR authorization first",
             "+OK ",
             ""
@@ -206,7 +216,7 @@ fn transaction_replies_and_quit_applies_deletions() {
     d.deliver("cur", "200.2.host:2,S", MSG2, 10);
     let input = b"USER joe\r\nPASS secret\r\nSTAT\r\nLIST\r\nUIDL\r\nLIST 2\r\nUIDL 1\r\n\
 TOP 2 1\r\nTOP 1 0\r\nLAST\r\nDELE 2\r\nDELE 2\r\nRETR 2\r\nLIST 0\r\nLIST 3\r\nLIST x\r\n\
-STAT\r\nLAST\r\nRSET\r\nSTAT\r\nDELE 1\r\nCAPA\r\nNOOP\r\nQUIT\r\n";
+STAT\r\nLAST\r\nRSET\r\nSTAT\r\nDELE 1\r\nCAPA\r\nXTND\r\nNOOP\r\nQUIT\r\n";
     let (out, code) = session(&d.chain(), input);
     let (_, body) = out.split_once("\r\n").unwrap();
     let s1 = MSG1.len();
@@ -218,7 +228,8 @@ STAT\r\nLAST\r\nRSET\r\nSTAT\r\nDELE 1\r\nCAPA\r\nNOOP\r\nQUIT\r\n";
 +OK \r\nFrom: a@example.org\r\nSubject: one\r\n\r\n\r\n.\r\n\
 +OK 0\r\n+OK \r\n-ERR already deleted\r\n-ERR already deleted\r\n\
 -ERR messages are counted from 1\r\n-ERR not that many messages\r\n-ERR syntax error\r\n\
-+OK 2 {s1}\r\n+OK 2\r\n+OK \r\n+OK 2 {}\r\n+OK \r\n-ERR unimplemented\r\n+OK \r\n+OK \r\n",
++OK 2 {s1}\r\n+OK 2\r\n+OK \r\n+OK 2 {}\r\n+OK \r\n\
++OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\n.\r\n-ERR unimplemented\r\n+OK \r\n+OK \r\n",
         s1 + s2,
         s1 + s2
     );
@@ -327,7 +338,8 @@ struct Server {
 }
 
 impl Server {
-    fn start(tcpserver: &Path, argv: &[String]) -> Server {
+    /// `qmailhome` is where control/servercert.pem would be.
+    fn start(tcpserver: &Path, argv: &[String], qmailhome: &Path) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -343,6 +355,7 @@ impl Server {
                 &port.to_string(),
             ])
             .args(argv)
+            .env("QMAILHOME", qmailhome)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -437,7 +450,7 @@ fn poplib_fetches_through_tcpserver() {
     let d = Dir::new("poplib");
     d.deliver("new", "1.1.host", MSG1, 20);
     d.deliver("new", "2.2.host", MSG2, 10);
-    let srv = Server::start(&ts, &d.chain());
+    let srv = Server::start(&ts, &d.chain(), &d.path);
     let bad = poplib(srv.port, "joe", "wrong");
     assert_eq!(bad.trim(), "auth -ERR authorization failed");
     let out = poplib(srv.port, "joe", "secret");
@@ -547,7 +560,7 @@ fn real_checkpassword_logs_a_system_user_in() {
         bin("checkpassword").display().to_string(),
         script.display().to_string(),
     ];
-    let srv = Server::start(&ts, &argv);
+    let srv = Server::start(&ts, &argv, &u.home);
     assert_eq!(
         poplib(srv.port, &u.name, "wrong").trim(),
         "auth -ERR authorization failed"
@@ -565,4 +578,92 @@ fn real_checkpassword_logs_a_system_user_in() {
         format!("{}\n{} {home} /bin/sh\n{home}\n", acct.uid, u.name)
     );
     assert!(std::fs::read_dir(md.join("new")).unwrap().next().is_none());
+}
+
+/// poplib over STLS: CAPA offers it, the handshake verifies against the
+/// test certificate, CAPA no longer offers it, then a login (refused, and
+/// accepted on a second connection) and a fetch, all encrypted.
+const POPLIB_STLS: &str = r#"
+import poplib, ssl, sys
+def conn():
+    p = poplib.POP3("127.0.0.1", int(sys.argv[1]), timeout=60)
+    caps = p.capa()
+    print("capa", " ".join(sorted(caps)))
+    ctx = ssl.create_default_context(cafile=sys.argv[2])
+    p.stls(ctx)
+    print("tls", p.sock.version() is not None)
+    print("capa", " ".join(sorted(p.capa())))
+    return p
+p = conn()
+p.user("joe")
+try:
+    p.pass_("wrong")
+except poplib.error_proto as e:
+    print("auth", e.args[0].decode())
+p = conn()
+p.user("joe"); p.pass_("secret")
+n, size = p.stat()
+print("stat", n, size)
+resp, lines, octets = p.retr(1)
+print("msg", b"\n".join(lines).hex())
+print("quit", p.quit().decode())
+"#;
+
+#[test]
+fn stls_with_poplib() {
+    let Some(ts) = tcpserver() else {
+        eprintln!(
+            "skipping: no tcpserver (cargo test --workspace builds ours; or install ucspi-tcp)"
+        );
+        return;
+    };
+    if !have("python3") || !have("openssl") {
+        eprintln!("skipping: python3 or openssl not installed");
+        return;
+    }
+    let d = Dir::new("stls");
+    d.deliver("new", "1.1.host", MSG1, 10);
+    std::fs::create_dir_all(d.path.join("control")).unwrap();
+    let (key, cert) = (d.path.join("key.pem"), d.path.join("cert.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut pem = std::fs::read(&key).unwrap();
+    pem.extend(std::fs::read(&cert).unwrap());
+    std::fs::write(d.path.join("control/servercert.pem"), pem).unwrap();
+    let srv = Server::start(&ts, &d.chain(), &d.path);
+    let out = Command::new("timeout")
+        .args(["60", "python3", "-c", POPLIB_STLS, &srv.port.to_string()])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "capa STLS TOP UIDL USER");
+    assert_eq!(lines[1], "tls True");
+    assert_eq!(lines[2], "capa TOP UIDL USER");
+    assert_eq!(lines[3], "auth -ERR authorization failed");
+    assert_eq!(lines[4..7], lines[0..3]);
+    check_fetch(&lines[7..].join("\n"), &[MSG1]);
+    assert_eq!(d.names("cur"), ["1.1.host:2,"]);
 }
