@@ -39,10 +39,12 @@ impl Default for Options {
 
 /// A running stack; svscan and everything below it die with it.
 pub struct MailStack {
+    // Declared first so it drops first: the processes die before their
+    // directory is removed.
+    svscan: Option<Guard>,
     pub dir: TempDir,
     pub smtp_port: u16,
     pub pop3_port: u16,
-    svscan: Option<Guard>,
 }
 
 impl MailStack {
