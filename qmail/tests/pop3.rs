@@ -623,29 +623,7 @@ fn stls_with_poplib() {
     }
     let d = Dir::new("stls");
     d.deliver("new", "1.1.host", MSG1, 10);
-    std::fs::create_dir_all(d.path.join("control")).unwrap();
-    let (key, cert) = (d.path.join("key.pem"), d.path.join("cert.pem"));
-    let st = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let mut pem = std::fs::read(&key).unwrap();
-    pem.extend(std::fs::read(&cert).unwrap());
-    std::fs::write(d.path.join("control/servercert.pem"), pem).unwrap();
+    let cert = make_cert(&d);
     let srv = Server::start(&ts, &d.chain(), &d.path);
     let out = Command::new("timeout")
         .args(["60", "python3", "-c", POPLIB_STLS, &srv.port.to_string()])
@@ -666,4 +644,115 @@ fn stls_with_poplib() {
     assert_eq!(lines[4..7], lines[0..3]);
     check_fetch(&lines[7..].join("\n"), &[MSG1]);
     assert_eq!(d.names("cur"), ["1.1.host:2,"]);
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1, installed as
+/// control/servercert.pem under the directory (the tests' QMAILHOME);
+/// returns the certificate's path for the clients to trust.
+fn make_cert(d: &Dir) -> PathBuf {
+    std::fs::create_dir_all(d.path.join("control")).unwrap();
+    let (key, cert) = (d.path.join("key.pem"), d.path.join("cert.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut pem = std::fs::read(&key).unwrap();
+    pem.extend(std::fs::read(&cert).unwrap());
+    std::fs::write(d.path.join("control/servercert.pem"), pem).unwrap();
+    cert
+}
+
+/// fetchmail with a temporary rc file, delivering each message through an
+/// MDA into `out`; `tls` adds STLS with certificate checking. Killed by
+/// pid if it outlives its deadline.
+fn fetchmail(d: &Dir, port: u16, tls: Option<&Path>) {
+    let out = d.path.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let ssl = match tls {
+        Some(cert) => format!(
+            "sslproto 'tls1.2+' sslcertck sslcommonname localhost sslcertfile {}",
+            cert.display()
+        ),
+        None => "sslproto ''".to_string(),
+    };
+    let rc = d.path.join("fetchmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "set invisible\npoll 127.0.0.1 port {port} protocol pop3 auth password \
+             user \"joe\" password \"secret\" {ssl} \
+             mda \"/bin/sh -c 'cat > {}/m$$'\" no keep\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let child = Command::new("fetchmail")
+        .arg("-f")
+        .arg(&rc)
+        .args(["--nosyslog", "-v"])
+        .env("FETCHMAILHOME", &d.path)
+        .env("HOME", &d.path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut g = Guard(child);
+    let mut log = String::new();
+    let mut so = g.0.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let _ = so.read_to_string(&mut log);
+        log
+    });
+    let st = wait_deadline(&mut g.0, 90).expect("fetchmail did not finish in time");
+    let log = reader.join().unwrap();
+    assert_eq!(st.code(), Some(0), "{log}");
+    if tls.is_some() {
+        assert!(log.contains("POP3> STLS"), "{log}");
+    }
+}
+
+#[test]
+fn fetchmail_fetches_plain_and_over_stls() {
+    let Some(ts) = tcpserver() else {
+        eprintln!(
+            "skipping: no tcpserver (cargo test --workspace builds ours; or install ucspi-tcp)"
+        );
+        return;
+    };
+    if !have("fetchmail") || !have("openssl") {
+        eprintln!("skipping: fetchmail or openssl not installed (apt-get install fetchmail)");
+        return;
+    }
+    for tls in [false, true] {
+        let d = Dir::new("fetchmail");
+        d.deliver("new", "1.1.host", MSG1, 10);
+        let cert = tls.then(|| make_cert(&d));
+        let srv = Server::start(&ts, &d.chain(), &d.path);
+        fetchmail(&d, srv.port, cert.as_deref());
+        let got: Vec<_> = std::fs::read_dir(d.path.join("out")).unwrap().collect();
+        assert_eq!(got.len(), 1);
+        let body = std::fs::read(got[0].as_ref().unwrap().path()).unwrap();
+        // The message as delivered, plus the empty line netqmail's
+        // qmail-pop3d sends before the terminator.
+        let mut want = MSG1.to_vec();
+        want.push(b'\n');
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            String::from_utf8_lossy(&want)
+        );
+        assert!(d.names("new").is_empty() && d.names("cur").is_empty());
+    }
 }
