@@ -45,6 +45,7 @@ pub mod sendmail;
 pub mod showctl;
 pub mod smtpd;
 pub mod spawn;
+pub mod splogger;
 pub mod start;
 pub mod tcpto;
 pub mod tls;
