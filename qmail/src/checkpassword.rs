@@ -8,8 +8,9 @@
 //! Hashes are checked with the C library's crypt(3) from libcrypt
 //! (libxcrypt on today's systems): it knows every format in use in
 //! /etc/shadow (yescrypt, SHA-512, SHA-256, MD5, bcrypt, DES), which no
-//! single maintained Rust crate covers. An unknown user costs the same
-//! crypt call as a wrong password, so timing tells nothing.
+//! single maintained Rust crate covers. An unknown user costs a crypt call
+//! of the system's own format (root's hash), as a wrong password does, so
+//! timing does not tell which of the two it was.
 
 use common::Error;
 use std::ffi::{CStr, CString, OsString};
@@ -63,7 +64,7 @@ pub fn run(args: &[OsString]) -> Result<(), Error> {
     let ok = match &acct {
         Some(a) => verify(&password, &a.passwd),
         None => {
-            verify(&password, DUMMY_HASH.as_bytes());
+            verify(&password, &decoy());
             false
         }
     };
@@ -117,7 +118,9 @@ fn lookup(login: &[u8]) -> Result<Option<Account>, Error> {
     };
     if pw.is_null() {
         return match nix::errno::Errno::last() {
-            nix::errno::Errno::EIO | nix::errno::Errno::EAGAIN => Err(temporary()),
+            nix::errno::Errno::EIO | nix::errno::Errno::EAGAIN | nix::errno::Errno::ETXTBSY => {
+                Err(temporary())
+            }
             _ => Ok(None),
         };
     }
@@ -141,6 +144,26 @@ fn lookup(login: &[u8]) -> Result<Option<Account>, Error> {
         }
     }
     Ok(Some(acct))
+}
+
+/// The hash an unknown user's password is checked against: root's when it
+/// has a real one (so the cost is that of the format and rounds this
+/// system actually uses), else [`DUMMY_HASH`].
+fn decoy() -> Vec<u8> {
+    // SAFETY: the entry is copied before any other call.
+    let root = unsafe {
+        let sp = libc::getspnam(c"root".as_ptr());
+        if sp.is_null() || (*sp).sp_pwdp.is_null() {
+            Vec::new()
+        } else {
+            CStr::from_ptr((*sp).sp_pwdp).to_bytes().to_vec()
+        }
+    };
+    if root.first() == Some(&b'$') {
+        root
+    } else {
+        DUMMY_HASH.as_bytes().to_vec()
+    }
 }
 
 /// Whether `password` hashes to `stored`. An empty stored hash never
