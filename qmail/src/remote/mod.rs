@@ -102,8 +102,15 @@ fn deliver(args: &[OsString], rep: &mut Report) {
         Err(text) => return rep.last(&text),
     };
     for t in targets {
-        if let Some(conn) = smtp::Conn::connect(t, &ctl) {
-            return conn.session(&ctl.helohost, &sender, &recips, rep);
+        if crate::tcpto::skip(t.addr.ip()) {
+            continue;
+        }
+        match smtp::Conn::connect(t, &ctl) {
+            Ok(conn) => {
+                crate::tcpto::record(t.addr.ip(), false);
+                return conn.session(&ctl.helohost, &sender, &recips, rep);
+            }
+            Err(e) => crate::tcpto::record(t.addr.ip(), e.kind() == std::io::ErrorKind::TimedOut),
         }
     }
     rep.last("ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n")

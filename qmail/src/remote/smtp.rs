@@ -32,13 +32,13 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connect within timeoutconnect; None when it fails.
-    pub fn connect(t: Target, ctl: &Controls) -> Option<Conn> {
-        let s = TcpStream::connect_timeout(&t.addr, ctl.timeoutconnect).ok()?;
-        s.set_read_timeout(Some(ctl.timeoutremote)).ok()?;
-        s.set_write_timeout(Some(ctl.timeoutremote)).ok()?;
-        let reader = BufReader::new(s.try_clone().ok()?);
-        Some(Conn {
+    /// Connect within timeoutconnect; the error says whether it timed out.
+    pub fn connect(t: Target, ctl: &Controls) -> std::io::Result<Conn> {
+        let s = TcpStream::connect_timeout(&t.addr, ctl.timeoutconnect)?;
+        s.set_read_timeout(Some(ctl.timeoutremote))?;
+        s.set_write_timeout(Some(ctl.timeoutremote))?;
+        let reader = BufReader::new(s.try_clone()?);
+        Ok(Conn {
             writer: s,
             reader,
             partner: t.addr.ip(),
