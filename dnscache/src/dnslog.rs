@@ -34,30 +34,31 @@ pub fn name(wire: &[u8]) -> String {
 
 /// An address in hex: 8 digits for IPv4, 32 for IPv6.
 pub fn ip(addr: IpAddr) -> String {
-    let mut s = String::new();
-    let bytes: Vec<u8> = match addr {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
+    match addr {
+        IpAddr::V4(v4) => hex(&v4.octets()),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.octets().to_vec(),
-            None => v6.octets().to_vec(),
+            Some(v4) => hex(&v4.octets()),
+            None => hex(&v6.octets()),
         },
-    };
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    }
+}
+
+/// Lowercase hex digits of `data`, by table: this runs for every query.
+fn hex(data: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(2 * data.len());
+    for &b in data {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
     }
     s
 }
 
 fn hexbytes(data: &[u8]) -> String {
-    let mut s = String::new();
-    for (i, b) in data.iter().enumerate() {
-        let _ = write!(s, "{b:02x}");
-        if i == 30 && data.len() > 31 {
-            s.push_str("...");
-            break;
-        }
+    if data.len() > 31 {
+        return hex(&data[..31]) + "...";
     }
-    s
+    hex(data)
 }
 
 pub fn starting() -> String {

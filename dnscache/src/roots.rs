@@ -71,47 +71,47 @@ pub fn ok_client(dir: &Path, ip: IpAddr) -> bool {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     };
-    candidates(ip).iter().any(|name| dir.join(name).exists())
+    candidates(ip).any(|name| dir.join(name).exists())
 }
 
-/// The file names that would allow `ip`.
-fn candidates(ip: IpAddr) -> Vec<String> {
-    let mut names = Vec::new();
+/// The file names that would allow `ip`, most specific dotted prefix
+/// first, then the CIDR names; built one at a time because the first that
+/// exists ends the search and this runs for every client packet.
+fn candidates(ip: IpAddr) -> Box<dyn Iterator<Item = String>> {
     match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
-            for n in (1..=4).rev() {
+            let dotted = (1..=4).rev().map(move |n| {
                 let parts: Vec<String> = o[..n].iter().map(|b| b.to_string()).collect();
-                names.push(parts.join("."));
-            }
-            for bits in 0..=32u32 {
+                parts.join(".")
+            });
+            let cidr = (0..=32u32).map(move |bits| {
                 let mask = if bits == 0 {
                     0
                 } else {
                     u32::MAX << (32 - bits)
                 };
                 let net = std::net::Ipv4Addr::from(u32::from(v4) & mask);
-                names.push(format!("{net}_{bits}"));
-            }
+                format!("{net}_{bits}")
+            });
+            Box::new(dotted.chain(cidr))
         }
         IpAddr::V6(v6) => {
-            names.push(v6.to_string());
             let groups: Vec<String> = v6.segments().iter().map(|g| format!("{g:04x}")).collect();
-            for n in (1..=8).rev() {
-                names.push(groups[..n].join(":"));
-            }
-            for bits in 0..=128u32 {
+            let full = std::iter::once(v6.to_string());
+            let prefixes = (1..=8).rev().map(move |n| groups[..n].join(":"));
+            let cidr = (0..=128u32).map(move |bits| {
                 let mask = if bits == 0 {
                     0
                 } else {
                     u128::MAX << (128 - bits)
                 };
                 let net = std::net::Ipv6Addr::from(u128::from(v6) & mask);
-                names.push(format!("{net}_{bits}"));
-            }
+                format!("{net}_{bits}")
+            });
+            Box::new(full.chain(prefixes).chain(cidr))
         }
     }
-    names
 }
 
 #[cfg(test)]

@@ -113,8 +113,12 @@ fn read_seed() {
 /// Write log lines to stderr, each with one write.
 fn log_lines(lines: &[String]) {
     let mut err = io::stderr().lock();
+    let mut buf = Vec::with_capacity(128);
     for l in lines {
-        let _ = err.write_all(format!("{l}\n").as_bytes());
+        buf.clear();
+        buf.extend_from_slice(l.as_bytes());
+        buf.push(b'\n');
+        let _ = err.write_all(&buf);
     }
 }
 
