@@ -28,14 +28,18 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# Static glibc: a supervise per service and a process per connection each
-# save the pages of the dynamic loader and libgcc_s (daemontools' own binaries
-# are that small); NSS lookups (getpwnam) still load their modules at run time.
-RUSTFLAGS=${RUSTFLAGS:--C target-feature=+crt-static}
-export RUSTFLAGS
 if [ "$build" = 1 ]; then
   QMAILHOME=$qmailhome cargo build --release --workspace
+  # The programs that run by the hundred (a supervise per service, a logger
+  # per service) and never consult the name service are linked with static
+  # glibc: that saves each process the pages of the dynamic loader and
+  # libgcc_s, which is what keeps their memory at daemontools' level. Programs
+  # that look names up (getpwnam, getgrnam, getservbyname) stay dynamic,
+  # because NSS inside a static glibc binary is unreliable.
+  RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release -p supervise -p multilog --target-dir target/static
 fi
+STATIC="svscan supervise svc svstat svok readproctitle multilog tai64n tai64nlocal"
 
 # Each package's programs are the files in its src/bin; qmail's go to its home.
 install_package() {
@@ -45,6 +49,9 @@ install_package() {
     [ -e "$src" ] || continue
     name=$(basename "$src" .rs)
     bin=target/release/$name
+    case " $STATIC " in
+      *" $name "*) [ -x "target/static/release/$name" ] && bin=target/static/release/$name ;;
+    esac
     [ -x "$bin" ] || { echo "install.sh: fatal: $bin is missing: build first" >&2; exit 111; }
     # Copy then rename, so a running program is never overwritten in place.
     cp "$bin" "$dest/.$name.new"
@@ -57,4 +64,14 @@ install_package() {
 for pkg in supervise multilog tcpserver dnscache; do
   install_package "$pkg" "$root$prefix/bin"
 done
-install_package qmail "$root$qmailhome/bin"
+# qmail: on a live system qmail-install lays out the home with the original
+# owners and modes (creating the qmail users when root) and copies its sibling
+# programs into bin/; staged, the programs are copied and qmail-install is
+# left for the target machine.
+if [ -n "$root" ]; then
+  install_package qmail "$root$qmailhome/bin"
+  echo "install.sh: run QMAILHOME=$qmailhome $qmailhome/bin/qmail-install on the target, then qmail-instcheck"
+else
+  QMAILHOME=$qmailhome target/release/qmail-install
+  QMAILHOME=$qmailhome target/release/qmail-instcheck
+fi

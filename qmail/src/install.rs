@@ -232,16 +232,22 @@ fn install_programs(home: &Path, ids: &Ids) -> Result<(), Error> {
             continue;
         }
         let to = home.join("bin").join(name);
-        let _ = std::fs::remove_file(&to);
+        // Run from QMAILHOME/bin itself (a staged install): already in place.
+        let in_place = std::fs::canonicalize(&from).ok() == std::fs::canonicalize(&to).ok();
+        if !in_place {
+            let _ = std::fs::remove_file(&to);
+        }
         if ids.privileged {
-            std::fs::copy(&from, &to).map_err(|e| sys("copy to", &to, e))?;
+            if !in_place {
+                std::fs::copy(&from, &to).map_err(|e| sys("copy to", &to, e))?;
+            }
             let owner = if *name == "qmail-queue" {
                 Owner::Q
             } else {
                 Owner::Root
             };
             set_owner_mode(&to, owner, *mode, ids)?;
-        } else {
+        } else if !in_place {
             std::os::unix::fs::symlink(&from, &to).map_err(|e| sys("link", &to, e))?;
         }
     }
