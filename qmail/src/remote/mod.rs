@@ -5,6 +5,7 @@
 //! (delivered), `Z` (try later) or `D` (give up), each record ended by a NUL.
 //! The exit code is always 0: the result is what it prints.
 
+mod cname;
 mod route;
 mod smtp;
 
@@ -93,11 +94,21 @@ fn deliver(args: &[OsString], rep: &mut Report) {
     };
     let host = args[0].to_string_lossy().into_owned();
     let sender = mangle(&args[1].to_string_lossy());
-    let recips: Vec<String> = args[2..]
-        .iter()
-        .map(|r| mangle(&r.to_string_lossy()))
-        .collect();
-    let targets = match route::targets(&host, &ctl.routes) {
+    // Through smtproutes the relay gets the addresses as they are.
+    let by_mx = route::relay(&host, &ctl.routes).is_none();
+    let resolver = dnscache::stub::Resolver::from_env();
+    let mut recips = Vec::new();
+    let mut all_aliases = true;
+    for r in &args[2..] {
+        match cname::recipient(&resolver, &r.to_string_lossy(), by_mx) {
+            Ok((addr, alias)) => {
+                recips.push(addr);
+                all_aliases &= alias;
+            }
+            Err(()) => return rep.last(cname::TEMP),
+        }
+    }
+    let targets = match route::targets(&host, &ctl.routes, all_aliases) {
         Ok(t) => t,
         Err(text) => return rep.last(&text),
     };

@@ -142,13 +142,15 @@ fn dns_error(e: DnsError, host: &str) -> String {
 }
 
 /// The addresses to try for `host`, in order, or the final record saying
-/// why there are none.
-pub fn targets(host: &str, routes: &[String]) -> Result<Vec<Target>, String> {
+/// why there are none. When every recipient's domain was an alias
+/// (`all_aliases`), MX hosts that are this machine are not cut.
+pub fn targets(host: &str, routes: &[String], all_aliases: bool) -> Result<Vec<Target>, String> {
     let r = Resolver::from_env();
     if let Some((relayhost, port)) = relay(host, routes) {
         let ips = addrs(&r, &relayhost).map_err(|e| dns_error(e, &relayhost))?;
         if ips.is_empty() {
-            return Err(temp_dns());
+            // qmail's resolver calls a name without addresses a hard error.
+            return Err(perm_dns(&relayhost));
         }
         let t = ips.into_iter().map(|ip| Target {
             pref: 0,
@@ -184,6 +186,15 @@ pub fn targets(host: &str, routes: &[String]) -> Result<Vec<Target>, String> {
                 "DSorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n".to_string()
             });
         }
+    }
+    if all_aliases {
+        return Ok(all
+            .into_iter()
+            .map(|(pref, ip)| Target {
+                pref,
+                addr: SocketAddr::new(ip, 25),
+            })
+            .collect());
     }
     best_not_me(all, &ipme())
 }
