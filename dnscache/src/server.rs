@@ -122,8 +122,8 @@ fn log_lines(lines: &[String]) {
 const LOG_WRITE: usize = 4096;
 
 /// Log lines gathered during one turn of the loop and written together at
-/// its end: one write for many lines instead of one per line, the same
-/// bytes as djbdns writes.
+/// its end or before an answer leaves: one write for many lines instead of
+/// one per line, the same bytes as djbdns writes.
 #[derive(Default)]
 struct LogBuf(Vec<u8>);
 
@@ -639,6 +639,8 @@ impl Server {
             hide_ttl: self.cfg.hide_ttl,
             edns: q.edns.is_some(),
         });
+        // What led to the answer is in the log before the client has it.
+        self.log.flush();
         match q.client {
             Client::Udp(peer) => {
                 let limit = q.edns.map_or(512, |s| s.clamp(512, packet::EDNS_SIZE));
