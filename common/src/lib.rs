@@ -8,6 +8,7 @@ pub mod errstr;
 pub mod getopt;
 pub mod pathexec;
 pub mod privs;
+pub mod sig;
 pub mod tai;
 
 pub use error::{Error, Result};

@@ -102,6 +102,7 @@ pub fn exec(file: &OsString, argv: &[OsString]) -> Errno {
     };
     let mut ptrs: Vec<*const libc::c_char> = a.iter().map(|s| s.as_ptr()).collect();
     ptrs.push(std::ptr::null());
+    common::sig::reset_for_exec();
     // SAFETY: NULL-terminated argv of valid C strings.
     unsafe { libc::execvp(f.as_ptr(), ptrs.as_ptr()) };
     Errno::last()
