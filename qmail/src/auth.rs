@@ -50,6 +50,7 @@ pub fn check(argv: &[std::ffi::OsString], creds: &Creds) -> Verdict {
         return Verdict::Trouble(FORK);
     };
     let mut cmd = Command::new(&argv[0]);
+    common::sig::default_signals(&mut cmd);
     // The network stays ours: checkprogram talks on fd 3 only.
     cmd.args(&argv[1..])
         .stdin(std::process::Stdio::null())

@@ -11,7 +11,10 @@ use std::process::Command;
 /// failure counts as 111 when temporary and 100 otherwise; a crash or a
 /// 111 exit is the caller's fatal error.
 pub fn run_child(argv: &[OsString]) -> Result<i32, Error> {
-    let code = match Command::new(&argv[0]).args(&argv[1..]).status() {
+    let code = match common::sig::default_signals(&mut Command::new(&argv[0]))
+        .args(&argv[1..])
+        .status()
+    {
         Ok(s) if s.signal().is_some() => return Err(Error::temp("child crashed")),
         Ok(s) => s.code().unwrap_or(111),
         Err(e) => {

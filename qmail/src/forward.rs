@@ -57,7 +57,7 @@ impl QueueJob {
             )));
         }
         let (env_r, env_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        let spawned = Command::new(queue_program(&home))
+        let spawned = common::sig::default_signals(&mut Command::new(queue_program(&home)))
             .current_dir(&home)
             .stdin(Stdio::piped())
             .stdout(Stdio::from(env_r))

@@ -205,7 +205,7 @@ fn make_users() -> Result<(), Error> {
 }
 
 fn command(prog: &str, args: &[&str]) -> Result<(), Error> {
-    let st = std::process::Command::new(prog)
+    let st = common::sig::default_signals(&mut std::process::Command::new(prog))
         .args(args)
         .status()
         .map_err(|e| Error::sys(format!("unable to run {prog}"), e))?;

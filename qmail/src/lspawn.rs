@@ -123,6 +123,7 @@ impl Local {
         .iter()
         .map(|a| cstr(a))
         .collect();
+        common::sig::reset_for_exec();
         let e = nix::unistd::execv(&args[0], &args).unwrap_err();
         exit(if spawn::temp_errno(e) {
             QLX_EXECSOFT

@@ -17,10 +17,12 @@ pub fn run(args: &[OsString]) -> Result<(), Error> {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let mut c = Command::new(crate::home::home().join("bin/qmail-inject"))
-        .stdin(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::sys("unable to run qmail-inject", e))?;
+    let mut c = common::sig::default_signals(&mut Command::new(
+        crate::home::home().join("bin/qmail-inject"),
+    ))
+    .stdin(Stdio::piped())
+    .spawn()
+    .map_err(|e| Error::sys("unable to run qmail-inject", e))?;
     {
         let mut w = c.stdin.take().expect("piped");
         let _ = write!(w, "Subject: {subject}\nTo: {}\n\n", to.join(" "));

@@ -36,7 +36,7 @@ pub fn run_child(prog: &str, child: &[OsString]) -> Result<(), Error> {
     let Some(program) = child.first() else {
         return Err(Error::usage(format!("{prog} child")).with_code(100));
     };
-    let mut c = Command::new(program)
+    let mut c = common::sig::default_signals(&mut Command::new(program))
         .args(&child[1..])
         .stdin(Stdio::piped())
         .spawn()

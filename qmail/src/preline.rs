@@ -35,7 +35,7 @@ pub fn run(args: &[OsString]) -> Result<(), Error> {
     let Some((prog, rest)) = p.operands.split_first() else {
         return Err(usage());
     };
-    let mut child = Command::new(prog)
+    let mut child = common::sig::default_signals(&mut Command::new(prog))
         .args(rest)
         .stdin(Stdio::piped())
         .spawn()

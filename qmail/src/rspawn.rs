@@ -93,6 +93,7 @@ impl Spawner for Remote {
                 }
                 let mut argv = vec![self.program.clone()];
                 argv.extend(args);
+                common::sig::reset_for_exec();
                 let e = nix::unistd::execvp(&self.program, &argv).unwrap_err();
                 unsafe { libc::_exit(if spawn::temp_errno(e) { 111 } else { 100 }) }
             }

@@ -13,7 +13,9 @@ use std::process::Command;
 const USAGE: &str = "sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ arg ... ]";
 
 fn exec(prog: &str, args: &[OsString], what: &str) -> Error {
-    let e = Command::new(prog).args(args).exec();
+    let e = common::sig::default_signals(&mut Command::new(prog))
+        .args(args)
+        .exec();
     let _ = e;
     Error::temp(format!("unable to run {what}"))
 }

@@ -32,6 +32,7 @@ fn become_and_exec(ids: &Ids, ugid: Option<(u32, u32)>, argv: &[CString]) -> ! {
             }
         }
     }
+    common::sig::reset_for_exec();
     let _ = nix::unistd::execvp(&argv[0], argv);
     unsafe { libc::_exit(111) }
 }
@@ -134,6 +135,7 @@ pub fn run(args: &[OsString]) -> Result<(), Error> {
     }
     drop(p);
     let argv = cstrings(&["qmail-send".into()]);
+    common::sig::reset_for_exec();
     let _ = nix::unistd::execvp(&argv[0], &argv);
     Err(die())
 }

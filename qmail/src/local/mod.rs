@@ -411,7 +411,7 @@ impl Local {
         }
         self.rewind()?;
         let _ = std::io::stdout().flush();
-        let status = std::process::Command::new("/bin/sh")
+        let status = common::sig::default_signals(&mut std::process::Command::new("/bin/sh"))
             .arg("-c")
             .arg(OsStr::from_bytes(&cmd))
             .status()

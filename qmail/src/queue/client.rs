@@ -28,7 +28,7 @@ impl Qmail {
     /// Start qmail-queue; Err when it cannot be started.
     pub fn open() -> std::io::Result<Qmail> {
         let (env_r, env_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        let child = Command::new(program())
+        let child = common::sig::default_signals(&mut Command::new(program()))
             .current_dir(crate::home::home())
             .stdin(Stdio::piped())
             .stdout(Stdio::from(env_r))
