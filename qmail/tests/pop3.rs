@@ -756,3 +756,58 @@ fn fetchmail_fetches_plain_and_over_stls() {
         assert!(d.names("new").is_empty() && d.names("cur").is_empty());
     }
 }
+
+/// Commands pipelined in plaintext behind STLS are never acted upon
+/// (the CVE-2011-0411 class of injection): here they reach the TLS layer
+/// as garbage, the handshake fails and nobody is logged in.
+const STLS_INJECT: &str = r#"
+import socket, ssl, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+f = s.makefile("rb", buffering=0)
+print(f.readline().decode().strip().split(" ")[0])
+s.sendall(b"STLS\r\nUSER joe\r\nPASS secret\r\nDELE 1\r\nQUIT\r\n")
+print(f.readline().decode().strip())
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+try:
+    t = ctx.wrap_socket(s, server_hostname="localhost")
+    t.sendall(b"STAT\r\n")
+    print("reply", t.recv(100))
+except (ssl.SSLError, OSError):
+    print("handshake failed")
+"#;
+
+#[test]
+fn plaintext_pipelined_after_stls_is_not_executed() {
+    let Some(ts) = tcpserver() else {
+        eprintln!(
+            "skipping: no tcpserver (cargo test --workspace builds ours; or install ucspi-tcp)"
+        );
+        return;
+    };
+    if !have("python3") || !have("openssl") {
+        eprintln!("skipping: python3 or openssl not installed");
+        return;
+    }
+    let d = Dir::new("inject");
+    d.deliver("new", "1.1.host", MSG1, 10);
+    let cert = make_cert(&d);
+    let srv = Server::start(&ts, &d.chain(), &d.path);
+    let child = Command::new("python3")
+        .args(["-c", STLS_INJECT, &srv.port.to_string()])
+        .arg(&cert)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut g = Guard(child);
+    let mut so = g.0.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = String::new();
+        let _ = so.read_to_string(&mut v);
+        v
+    });
+    wait_deadline(&mut g.0, 60).expect("client did not finish in time");
+    let out = reader.join().unwrap();
+    assert_eq!(out, "+OK\n+OK begin TLS negotiation\nhandshake failed\n");
+    assert!(!d.path.join("timestamp").exists(), "checkpassword ran");
+    assert_eq!(d.names("new"), ["1.1.host"]);
+}
