@@ -201,6 +201,8 @@ fn exec(argv: &[OsString], a: &Account) -> Result<(), Error> {
     env.set(b"USER", Some(&a.name));
     env.set(b"HOME", Some(&a.dir));
     env.set(b"SHELL", Some(&a.shell));
+    // The subprogram starts with the signals a C parent would give it.
+    common::sig::reset_for_exec();
     common::pathexec::run_env(argv, &env);
     Err(temporary())
 }

@@ -532,6 +532,7 @@ fn spawn_checker(argv: &[OsString], up: &[u8], net: Option<RawFd>) -> Option<Sta
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
+            common::sig::reset_for_exec();
             libc::close(wfd);
             if let Some(n) = net {
                 if libc::dup2(n, 0) == -1 || libc::dup2(n, 1) == -1 {
