@@ -191,7 +191,7 @@ impl MailStack {
             .stdin(Stdio::null())
             .stdout(fs::File::create(self.dir.path().join("svscan.out")).unwrap())
             .stderr(fs::File::create(self.dir.path().join("svscan.err")).unwrap());
-        self.svscan = Some(Guard::spawn(c));
+        self.svscan = Some(Guard::spawn(&mut c));
     }
 
     /// The log directory of `service`'s multilog.
@@ -241,7 +241,7 @@ impl MailStack {
     }
 
     /// The pid of svscan.
-    pub fn svscan_pid(&self) -> i32 {
+    pub fn svscan_pid(&self) -> u32 {
         self.svscan.as_ref().map_or(0, |g| g.pid())
     }
 

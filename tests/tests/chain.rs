@@ -310,7 +310,7 @@ fn restarting_the_smtpd_logger_and_qmail_send_loses_no_message() {
         .arg(N.to_string())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_file).unwrap());
-    let client = Guard::spawn(c);
+    let client = Guard::spawn(&mut c);
     let sent = || {
         std::fs::read_to_string(&out_file)
             .unwrap_or_default()
