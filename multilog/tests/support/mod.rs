@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
+pub use testkit::{is_root, TempDir};
+
 pub const MULTILOG: &str = env!("CARGO_BIN_EXE_multilog");
 pub const TAI64N: &str = env!("CARGO_BIN_EXE_tai64n");
 pub const TAI64NLOCAL: &str = env!("CARGO_BIN_EXE_tai64nlocal");
@@ -20,35 +23,6 @@ pub fn debian(name: &str) -> Option<PathBuf> {
     } else {
         eprintln!("skipping: Debian's {name} is not installed (apt-get install daemontools)");
         None
-    }
-}
-
-pub fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
-}
-
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("mlogtest-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-    pub fn join(&self, s: &str) -> PathBuf {
-        self.0.join(s)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
