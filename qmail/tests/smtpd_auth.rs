@@ -122,6 +122,46 @@ MAIL FROM:<joe@b>\r\nRCPT TO:<x@far.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n";
     assert!(q[0].1.ends_with(b"Tx@far.test\0"));
 }
 
+/// SMTPAUTH=`!` (set per client by tcprules in the SMTP-AUTH patch): no
+/// MAIL before a successful AUTH, not even to a local recipient; after AUTH
+/// the session goes on as usual.
+#[test]
+fn auth_required_refuses_mail_until_authenticated() {
+    if !have("python3") {
+        eprintln!("skipping: python3 not installed");
+        return;
+    }
+    let (h, check) = auth_home("required");
+    let input = b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<joe@example.org>\r\n\
+AUTH PLAIN AGpvZQB3cm9uZw==\r\nMAIL FROM:<a@b>\r\nAUTH PLAIN AGpvZQBzM2NyZXQ=\r\n\
+MAIL FROM:<joe@b>\r\nRCPT TO:<x@far.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n";
+    let mut c = smtpd_auth(&h, &check);
+    c.env("SMTPAUTH", "!");
+    let (out, code) = session(c, input);
+    assert_eq!(code, 0);
+    let l = lines(&out);
+    assert!(l[..8].contains(&"250-AUTH LOGIN CRAM-MD5 PLAIN".to_string()));
+    assert_eq!(
+        l[7..13],
+        [
+            "530 authentication required (#5.7.1)",
+            "503 MAIL first (#5.5.1)",
+            "535 authentication failed (#5.7.1)",
+            "530 authentication required (#5.7.1)",
+            "235 ok, go ahead (#2.0.0)",
+            "250 ok",
+        ]
+    );
+    assert!(l[15].starts_with("250 ok "), "{l:?}");
+    assert_eq!(h.queued().len(), 1);
+    // Without a checkprogram there is nothing to authenticate against, so
+    // `!` cannot lock every client out: the original session applies.
+    let mut c = h.cmd("qmail-smtpd");
+    c.env("SMTPAUTH", "!");
+    let (out, _) = session(c, b"HELO x\r\nMAIL FROM:<a@b>\r\nQUIT\r\n");
+    assert_eq!(lines(&out)[2], "250 ok");
+}
+
 #[test]
 fn swaks_plain_and_login_relay_after_auth() {
     if !have("swaks") || !have("python3") {

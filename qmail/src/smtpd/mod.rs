@@ -42,6 +42,8 @@ pub struct Config {
     pub ipme: HashSet<IpAddr>,
     /// checkprogram and its arguments: SMTP AUTH is offered when given.
     pub checkprog: Vec<OsString>,
+    /// SMTPAUTH=`!...`: MAIL is refused until AUTH succeeds.
+    pub authrequired: bool,
 }
 
 fn env(name: &str) -> Option<Vec<u8>> {
@@ -84,6 +86,7 @@ impl Config {
             relayclient: env("RELAYCLIENT"),
             ipme: HashSet::new(),
             checkprog: Vec::new(),
+            authrequired: false,
         })
     }
 }
@@ -137,6 +140,7 @@ pub fn run(args: &[OsString]) -> Result<(), Error> {
     match setup() {
         Ok(mut cfg) => {
             cfg.checkprog = auth_program(args);
+            cfg.authrequired = auth_required(&cfg.checkprog);
             Session::new(cfg).serve()
         }
         Err(reply) => {
@@ -154,6 +158,14 @@ fn auth_program(args: &[OsString]) -> Vec<OsString> {
         return Vec::new();
     }
     args.get(1..).unwrap_or_default().to_vec()
+}
+
+/// SMTPAUTH starting with `!` (as the widely used SMTP-AUTH patch reads it)
+/// makes AUTH compulsory for this client: no MAIL until it has
+/// authenticated. Only meaningful when there is a checkprogram to ask.
+fn auth_required(checkprog: &[OsString]) -> bool {
+    !checkprog.is_empty()
+        && std::env::var_os("SMTPAUTH").is_some_and(|v| v.as_encoded_bytes().starts_with(b"!"))
 }
 
 /// chdir to QMAILHOME, read the controls and this host's addresses; on
@@ -304,6 +316,10 @@ impl Session {
     }
 
     fn mail(&mut self, arg: &[u8]) {
+        if self.cfg.authrequired && !self.authd {
+            self.conn.out(b"530 authentication required (#5.7.1)\r\n");
+            return;
+        }
         let Some((a, params)) = self.address(arg) else {
             self.conn.out(b"555 syntax error (#5.5.4)\r\n");
             return;
