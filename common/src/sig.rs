@@ -40,7 +40,16 @@ pub fn reset_for_exec() {
 }
 
 /// Make `cmd`'s child start with default signals (see `reset_for_exec`).
+///
+/// std's spawn already gives the child SIGPIPE at SIG_DFL and an empty
+/// signal mask, and caught signals revert at exec. Only another signal
+/// this process ignores needs the explicit reset, and that reset (a
+/// pre_exec hook) costs std's vfork-style posix_spawn path: a full fork per
+/// child. So the hook is added only when it has something to do.
 pub fn default_signals(cmd: &mut Command) -> &mut Command {
+    if !ignores_any() {
+        return cmd;
+    }
     // SAFETY: the closure only calls async-signal-safe functions.
     unsafe {
         cmd.pre_exec(|| {
@@ -48,4 +57,15 @@ pub fn default_signals(cmd: &mut Command) -> &mut Command {
             Ok(())
         })
     }
+}
+
+/// Whether any signal of RESET but SIGPIPE is ignored right now.
+fn ignores_any() -> bool {
+    RESET[1..].iter().any(|&s| {
+        // SAFETY: a null new action only reads the current one.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(s, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+        }
+    })
 }

@@ -5,9 +5,9 @@
 //!
 //! Crash safety, in this order: create pid/PID.TIME.SEQ (its inode number
 //! is the message number), link it to mess/S/N, unlink the pid file, write
-//! the Received line and the message, fsync; create intd/N with the
-//! envelope, fsync; link intd/N to todo/N last, and fsync each directory
-//! after its entry changes. Until todo/N exists (durably) qmail-send does not
+//! the Received line and the message; create intd/N with the envelope;
+//! fsync both files and both directories; link intd/N to todo/N last and
+//! fsync todo. Until todo/N exists (durably) qmail-send does not
 //! see the message; qmail-send and qmail-clean remove leftovers.
 
 use crate::queue;
@@ -45,19 +45,24 @@ fn fail(code: i32) -> Error {
 /// qmail-queue does: the alias user, qmaild (network), qmails (bounce),
 /// anyone else by uid.
 pub fn received_line(pid: u32, uid: u32, when: i64) -> String {
-    let by = if Some(uid) == crate::ids::user("alias") {
-        "by alias".to_string()
-    } else if Some(uid) == crate::ids::user("qmaild") {
-        "from network".to_string()
-    } else if Some(uid) == crate::ids::user("qmails") {
-        "for bounce".to_string()
-    } else {
-        format!("by uid {uid}")
+    let by = match invoker(uid).as_deref() {
+        Some("alias") => "by alias".to_string(),
+        Some("qmaild") => "from network".to_string(),
+        Some("qmails") => "for bounce".to_string(),
+        _ => format!("by uid {uid}"),
     };
     format!(
         "Received: (qmail {pid} invoked {by}); {}\n",
         crate::date822::fmt(when)
     )
+}
+
+/// The name of the invoking uid. One lookup by uid, where asking for each
+/// of the three qmail names would cost three passwd walks (through every
+/// NSS module when those users are absent) on every message queued.
+fn invoker(uid: u32) -> Option<String> {
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid));
+    user.ok().flatten().map(|u| u.name)
 }
 
 /// Files made so far, removed again if queueing fails.
@@ -116,7 +121,7 @@ fn open_pid(pid: u32, start: i64) -> Result<(File, u64), Error> {
         let name = format!("pid/{pid}.{start}.{seq}");
         if let Ok(f) = create_excl(&name) {
             let ino = f.metadata().map_err(|_| fail(EXIT_PID))?.ino();
-            link_sync(&name, &queue::mess(ino)).map_err(|_| fail(EXIT_MESS))?;
+            std::fs::hard_link(&name, queue::mess(ino)).map_err(|_| fail(EXIT_MESS))?;
             std::fs::remove_file(&name).map_err(|_| fail(EXIT_PID))?;
             return Ok((f, ino));
         }
@@ -147,21 +152,33 @@ fn enqueue(
     made: &mut Made,
 ) -> Result<(), Error> {
     made.mess = Some(queue::mess(id));
-    write_message(mess, received)?;
+    write_message(&mess, received)?;
     let intdname = queue::intd(id);
     let intd = create_excl(&intdname).map_err(|_| fail(EXIT_INTD))?;
     made.intd = Some(intdname.clone());
     // fd 1 is the envelope, read as a file descriptor we own from here on.
     let envelope = unsafe { File::from_raw_fd(1) };
-    write_envelope(intd, envelope, pid, uid)?;
-    queue::sync_dir(Path::new(&intdname)).map_err(|_| fail(EXIT_WRITE))?;
+    write_envelope(&intd, envelope, pid, uid)?;
+    make_durable(&mess, &intd, id)?;
     link_sync(&intdname, &queue::todo(id)).map_err(|_| fail(EXIT_TODO))?;
     queue::pull_trigger();
     Ok(())
 }
 
-fn write_message(mess: File, received: &str) -> Result<(), Error> {
-    let mut out = BufWriter::with_capacity(65536, &mess);
+/// Everything todo/N will point at reaches the disk before todo/N exists:
+/// the message and envelope contents and their directory entries. The
+/// fsyncs come after all the writes, so that a journaling filesystem
+/// commits them in one transaction rather than one per step; the order
+/// that matters (all of this before the todo link) is unchanged.
+fn make_durable(mess: &File, intd: &File, id: u64) -> Result<(), Error> {
+    mess.sync_all().map_err(|_| fail(EXIT_WRITE))?;
+    intd.sync_all().map_err(|_| fail(EXIT_WRITE))?;
+    queue::sync_dir(Path::new(&queue::mess(id))).map_err(|_| fail(EXIT_WRITE))?;
+    queue::sync_dir(Path::new(&queue::intd(id))).map_err(|_| fail(EXIT_WRITE))
+}
+
+fn write_message(mess: &File, received: &str) -> Result<(), Error> {
+    let mut out = BufWriter::with_capacity(65536, mess);
     out.write_all(received.as_bytes())
         .map_err(|_| fail(EXIT_WRITE))?;
     let mut input = std::io::stdin().lock();
@@ -175,14 +192,12 @@ fn write_message(mess: File, received: &str) -> Result<(), Error> {
         };
         out.write_all(&buf[..n]).map_err(|_| fail(EXIT_WRITE))?;
     }
-    out.flush().map_err(|_| fail(EXIT_WRITE))?;
-    drop(out);
-    mess.sync_all().map_err(|_| fail(EXIT_WRITE))
+    out.flush().map_err(|_| fail(EXIT_WRITE))
 }
 
 /// Copy the envelope into intd: `uUID\0pPID\0Fsender\0Trecip\0...`.
-fn write_envelope(intd: File, envelope: File, pid: u32, uid: u32) -> Result<(), Error> {
-    let mut out = BufWriter::new(&intd);
+fn write_envelope(intd: &File, envelope: File, pid: u32, uid: u32) -> Result<(), Error> {
+    let mut out = BufWriter::new(intd);
     let mut input = BufReader::new(envelope);
     let w = |out: &mut BufWriter<&File>, b: &[u8]| out.write_all(b).map_err(|_| fail(EXIT_WRITE));
     w(&mut out, format!("u{uid}\0p{pid}\0").as_bytes())?;
@@ -202,9 +217,7 @@ fn write_envelope(intd: File, envelope: File, pid: u32, uid: u32) -> Result<(), 
             _ => return Err(fail(EXIT_ENVELOPE)),
         }
     }
-    out.flush().map_err(|_| fail(EXIT_WRITE))?;
-    drop(out);
-    intd.sync_all().map_err(|_| fail(EXIT_WRITE))
+    out.flush().map_err(|_| fail(EXIT_WRITE))
 }
 
 fn read_byte(input: &mut impl BufRead) -> Result<u8, Error> {
