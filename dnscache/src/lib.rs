@@ -1,5 +1,6 @@
 //! djbdns dnscache, the dns client tools and the shared stub resolver.
 
+pub mod access;
 pub mod cache;
 pub mod conf;
 pub mod dnslog;
@@ -14,3 +15,4 @@ pub mod stats;
 pub mod stub;
 pub mod tools;
 pub mod transmit;
+pub mod udpbatch;

@@ -15,13 +15,15 @@
 //! rewritten atomically at most once a second while anything changes (see
 //! `stats`). Unset, nothing is written and the log is djbdns' own.
 
+use crate::access::Access;
 use crate::cache::Cache;
 use crate::dnslog;
 use crate::packet;
 use crate::resolve::{Ctx, Resolution, Step};
-use crate::roots::{self, Roots};
+use crate::roots::Roots;
 use crate::stats::{Counters, Gauges, StatsFile};
 use crate::transmit::{Event, Transmit};
+use crate::udpbatch::{self, Receiver};
 use common::Error;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::io::{self, Read, Write};
@@ -210,6 +212,11 @@ struct Server {
     counters: Counters,
     stats_file: Option<StatsFile>,
     log: LogBuf,
+    access: Access,
+    receiver: Receiver,
+    /// UDP answers of this loop turn, sent together once the log lines
+    /// that led to them are written.
+    udp_out: Vec<(SocketAddr, Vec<u8>)>,
 }
 
 impl Server {
@@ -228,6 +235,9 @@ impl Server {
             counters: Counters::default(),
             stats_file: StatsFile::from_env(),
             log: LogBuf::default(),
+            access: Access::new("ip"),
+            receiver: Receiver::default(),
+            udp_out: Vec::new(),
         }
     }
 
@@ -273,6 +283,8 @@ impl Server {
             }
             self.expire(Instant::now());
             self.log.flush();
+            udpbatch::send_all(self.udp.as_raw_fd(), &self.udp_out);
+            self.udp_out.clear();
             self.write_stats(Instant::now());
         }
     }
@@ -381,32 +393,42 @@ impl Server {
         }
     }
 
-    /// Read every waiting UDP query.
+    /// Read every waiting UDP query (a few batches at most per turn, so
+    /// upstream answers and TCP clients get their turn too).
     fn udp_queries(&mut self, now: Instant) {
-        let mut buf = [0u8; 4096];
-        for _ in 0..100 {
-            let (n, peer) = match self.udp.recv_from(&mut buf) {
-                Ok(x) => x,
-                Err(_) => return,
-            };
-            if !roots::ok_client(Path::new("ip"), peer.ip()) {
-                self.counters.refused_clients += 1;
-                self.touch();
-                continue;
+        self.access.refresh();
+        for _ in 0..4 {
+            let n = self.receiver.recv(self.udp.as_raw_fd());
+            for i in 0..n {
+                let Some((p, peer)) = self.receiver.get(i) else {
+                    continue;
+                };
+                let packet = p.to_vec();
+                self.udp_query(peer, &packet, now);
             }
-            if self
-                .queries
-                .iter()
-                .flatten()
-                .filter(|q| matches!(q.client, Client::Udp(_)))
-                .count()
-                >= MAX_UDP
-            {
-                self.drop_oldest_udp();
+            if n < udpbatch::BATCH {
+                return;
             }
-            let packet = buf[..n].to_vec();
-            self.new_query(Client::Udp(peer), &packet, now);
         }
+    }
+
+    fn udp_query(&mut self, peer: SocketAddr, packet: &[u8], now: Instant) {
+        if !self.access.allowed(peer.ip()) {
+            self.counters.refused_clients += 1;
+            self.touch();
+            return;
+        }
+        if self
+            .queries
+            .iter()
+            .flatten()
+            .filter(|q| matches!(q.client, Client::Udp(_)))
+            .count()
+            >= MAX_UDP
+        {
+            self.drop_oldest_udp();
+        }
+        self.new_query(Client::Udp(peer), packet, now);
     }
 
     fn drop_oldest_udp(&mut self) {
@@ -639,8 +661,9 @@ impl Server {
             hide_ttl: self.cfg.hide_ttl,
             edns: q.edns.is_some(),
         });
-        // What led to the answer is in the log before the client has it.
-        self.log.flush();
+        // What led to the answer reaches the log before the client has it:
+        // UDP answers leave after the loop turn's log write, TCP answers
+        // when the socket is next writable, after that write too.
         match q.client {
             Client::Udp(peer) => {
                 let limit = q.edns.map_or(512, |s| s.clamp(512, packet::EDNS_SIZE));
@@ -653,7 +676,9 @@ impl Server {
                         crate::response::add_opt(&mut p);
                     }
                 }
-                let _ = self.udp.send_to(&p, peer);
+                let len = p.len();
+                self.udp_out.push((peer, p));
+                self.log.lines(&[dnslog::sent(q.qnum, len)]);
             }
             Client::Tcp(c) => {
                 if let Some(c) = self.tcps[c].as_mut() {
@@ -662,9 +687,9 @@ impl Server {
                     c.busy = false;
                     c.deadline = Instant::now() + TCP_CLIENT_TIMEOUT;
                 }
+                self.log.lines(&[dnslog::sent(q.qnum, p.len())]);
             }
         }
-        self.log.lines(&[dnslog::sent(q.qnum, p.len())]);
     }
 
     fn count_rcode(&mut self, rcode: u8) {
@@ -680,7 +705,8 @@ impl Server {
         let Ok((stream, peer)) = self.tcp.accept() else {
             return;
         };
-        if !roots::ok_client(Path::new("ip"), peer.ip()) {
+        self.access.refresh();
+        if !self.access.allowed(peer.ip()) {
             self.counters.refused_clients += 1;
             self.touch();
             return;
