@@ -1,6 +1,7 @@
 //! qmail-remote against a scripted SMTP server on loopback: the result
-//! records on stdout, the bytes on the wire (HELO, quoting, CRLF and
-//! dot-stuffing), smtproutes with ports, refused and dying connections.
+//! records on stdout, the bytes on the wire (EHLO and the HELO fallback,
+//! PIPELINING and SIZE, quoting, CRLF and dot-stuffing), smtproutes with
+//! ports, refused and dying connections.
 
 mod qloc_support;
 
@@ -20,6 +21,8 @@ struct Script {
     rcpt: fn(&str) -> &'static str,
     data: &'static str,
     after: &'static str,
+    /// The reply to EHLO (HELO always gets 250).
+    ehlo: &'static str,
     /// Stop answering after the greeting (to exercise timeouts).
     stall: bool,
 }
@@ -31,12 +34,15 @@ impl Default for Script {
             rcpt: |_| "250 ok\r\n",
             data: "354 go ahead\r\n",
             after: "250 ok 12345\r\n",
+            ehlo: "250 sink\r\n",
             stall: false,
         }
     }
 }
 
-/// A one-connection SMTP server; the receiver gets everything the client sent.
+/// A one-connection SMTP server; the receiver gets everything the client
+/// sent, each command line marked `+` when the next one had already arrived
+/// before this one's reply went out (the client pipelined it).
 fn sink(script: Script) -> (u16, mpsc::Receiver<Vec<u8>>) {
     sink_on(TcpListener::bind("127.0.0.1:0").unwrap(), script)
 }
@@ -66,8 +72,13 @@ fn sink_on(l: TcpListener, script: Script) -> (u16, mpsc::Receiver<Vec<u8>>) {
                 break;
             }
             seen.extend(&line);
+            if !r.buffer().is_empty() {
+                seen.insert(seen.len() - line.len(), b'+');
+            }
             let cmd = String::from_utf8_lossy(&line).to_string();
-            let reply = if cmd.starts_with("RCPT") {
+            let reply = if cmd.starts_with("EHLO") {
+                script.ehlo
+            } else if cmd.starts_with("RCPT") {
                 (script.rcpt)(&cmd)
             } else if cmd.starts_with("DATA") {
                 script.data
@@ -154,7 +165,7 @@ fn delivery_records_and_wire_bytes() {
     let wire = String::from_utf8(rx.recv_timeout(Duration::from_secs(60)).unwrap()).unwrap();
     assert_eq!(
         wire,
-        "HELO helo.example\r\nMAIL FROM:<\"a b\"@s.example>\r\nRCPT TO:<ok@example.com>\r\nRCPT TO:<bad@example.com>\r\nRCPT TO:<later@example.com>\r\nDATA\r\nSubject: t\r\n..dot\r\nlone\r\n..cr\r\nend\r\n.\r\nQUIT\r\n"
+        "EHLO helo.example\r\nMAIL FROM:<\"a b\"@s.example>\r\nRCPT TO:<ok@example.com>\r\nRCPT TO:<bad@example.com>\r\nRCPT TO:<later@example.com>\r\nDATA\r\nSubject: t\r\n..dot\r\nlone\r\n..cr\r\nend\r\n.\r\nQUIT\r\n"
     );
 }
 
@@ -257,4 +268,81 @@ fn ipv6_relay() {
     );
     let wire = rx.recv_timeout(Duration::from_secs(60)).unwrap();
     assert!(wire.ends_with(b"DATA\r\nhi\r\n.\r\nQUIT\r\n"));
+}
+
+/// A server that refuses EHLO gets HELO, as qmail always sent.
+#[test]
+fn ehlo_refused_falls_back_to_helo() {
+    let (port, rx) = sink(Script {
+        ehlo: "502 unimplemented\r\n",
+        ..Script::default()
+    });
+    let q = qhome(&format!(":127.0.0.1:{port}\n"), &[]);
+    let o = remote(&q, &["x.test", "a@b.test", "c@x.test"], b"hi\n");
+    assert_eq!(
+        o.out(),
+        "r\0K127.0.0.1 accepted message.\nRemote host said: 250 ok 12345\n\0"
+    );
+    let wire = String::from_utf8(rx.recv_timeout(Duration::from_secs(60)).unwrap()).unwrap();
+    assert_eq!(
+        wire,
+        "EHLO me.example\r\nHELO me.example\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@x.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n"
+    );
+}
+
+/// PIPELINING offered: MAIL, every RCPT and DATA leave in one group
+/// (RFC 2920), the replies are matched in order, the records are the same
+/// as without it; SIZE offered: MAIL says how big the message is.
+#[test]
+fn pipelining_and_size_when_offered() {
+    let (port, rx) = sink(Script {
+        ehlo: "250-sink\r\n250-PIPELINING\r\n250 SIZE 10000000\r\n",
+        rcpt: |c| {
+            if c.contains("bad@") {
+                "550 no such user\r\n"
+            } else {
+                "250 ok\r\n"
+            }
+        },
+        ..Script::default()
+    });
+    let q = qhome(&format!(":127.0.0.1:{port}\n"), &[]);
+    let dir = TempDir::new("rqmsg");
+    let msg = dir.write("msg", b"Subject: p\n\nbody\n");
+    let mut c: Command = bin(REMOTE, q.path());
+    c.args(["x.test", "a@b.test", "c@x.test", "bad@x.test", "d@x.test"])
+        .env("DNSCACHEIP", "127.0.0.1");
+    let o = run_with_file(c, &msg);
+    assert_eq!(
+        o.out(),
+        "r\0h127.0.0.1 does not like recipient.\nRemote host said: 550 no such user\n\0r\0K127.0.0.1 accepted message.\nRemote host said: 250 ok 12345\n\0"
+    );
+    let wire = String::from_utf8(rx.recv_timeout(Duration::from_secs(60)).unwrap()).unwrap();
+    assert_eq!(
+        wire,
+        "EHLO me.example\r\n+MAIL FROM:<a@b.test> SIZE=17\r\n+RCPT TO:<c@x.test>\r\n+RCPT TO:<bad@x.test>\r\n+RCPT TO:<d@x.test>\r\nDATA\r\nSubject: p\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+    );
+}
+
+/// Pipelined, with every recipient refused: the server's refusal of DATA
+/// is read, nothing is sent, and the message is given up on.
+#[test]
+fn pipelining_with_no_recipient_accepted() {
+    let (port, rx) = sink(Script {
+        ehlo: "250-sink\r\n250 PIPELINING\r\n",
+        rcpt: |_| "550 no\r\n",
+        data: "554 no valid recipients\r\n",
+        ..Script::default()
+    });
+    let q = qhome(&format!(":127.0.0.1:{port}\n"), &[]);
+    let o = remote(&q, &["x.test", "a@b.test", "c@x.test"], b"hi\n");
+    assert_eq!(
+        o.out(),
+        "h127.0.0.1 does not like recipient.\nRemote host said: 550 no\n\0DGiving up on 127.0.0.1.\n\0"
+    );
+    let wire = String::from_utf8(rx.recv_timeout(Duration::from_secs(60)).unwrap()).unwrap();
+    assert_eq!(
+        wire,
+        "EHLO me.example\r\n+MAIL FROM:<a@b.test>\r\n+RCPT TO:<c@x.test>\r\nDATA\r\nQUIT\r\n"
+    );
 }

@@ -1,7 +1,14 @@
-//! The SMTP conversation of qmail-remote: greeting, HELO, MAIL, one RCPT per
-//! recipient, DATA with the message converted to CRLF lines and dot-stuffed
-//! after every CRLF it emits (so no stored byte sequence, a lone CR before a
-//! dot included, can end DATA early at the next server), then QUIT.
+//! The SMTP conversation of qmail-remote: greeting, EHLO (HELO when the
+//! server refuses EHLO), MAIL, one RCPT per recipient, DATA with the message
+//! converted to CRLF lines and dot-stuffed after every CRLF it emits (so no
+//! stored byte sequence, a lone CR before a dot included, can end DATA early
+//! at the next server), then QUIT.
+//!
+//! Beyond qmail, which spoke only HELO: when the server offers PIPELINING
+//! (RFC 2920) MAIL, every RCPT and DATA go out in one write and the replies
+//! are read in order, and when it offers SIZE (RFC 1870) MAIL carries the
+//! message's size so that a server can refuse an oversized message before
+//! it is sent. The records qmail-rspawn reads are the same either way.
 
 use super::route::Target;
 use super::{Controls, Report};
@@ -20,6 +27,31 @@ enum BlastError {
     Dropped,
     Read,
     Partial,
+}
+
+/// What the server offered in its EHLO reply.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Offers {
+    pub pipelining: bool,
+    pub size: bool,
+}
+
+impl Offers {
+    /// The extension keywords of an EHLO reply's text (lines without CRs,
+    /// the first being the greeting line).
+    pub fn parse(text: &[u8]) -> Offers {
+        let mut o = Offers::default();
+        for line in text.split(|&b| b == b'\n').skip(1) {
+            let kw = line.get(4..).unwrap_or_default();
+            let kw = kw.split(|&b| b == b' ').next().unwrap_or_default();
+            match kw.to_ascii_uppercase().as_slice() {
+                b"PIPELINING" => o.pipelining = true,
+                b"SIZE" => o.size = true,
+                _ => {}
+            }
+        }
+        o
+    }
 }
 
 /// An open SMTP connection.
@@ -129,11 +161,23 @@ impl Conn {
         if self.reply()? != 220 {
             return self.quit("ZConnected to ", " but greeting failed", rep);
         }
-        self.send(format!("HELO {helo}\r\n").as_bytes())?;
-        if self.reply()? != 250 {
+        let Some(offers) = self.hello(helo)? else {
             return self.quit("ZConnected to ", " but my name was rejected", rep);
+        };
+        let mail = match offers.size.then(message_size).flatten() {
+            Some(n) => format!("MAIL FROM:<{sender}> SIZE={n}\r\n"),
+            None => format!("MAIL FROM:<{sender}>\r\n"),
+        };
+        if offers.pipelining {
+            let mut group = mail.into_bytes();
+            for r in recips {
+                group.extend(format!("RCPT TO:<{r}>\r\n").as_bytes());
+            }
+            group.extend(b"DATA\r\n");
+            self.send(&group)?;
+        } else {
+            self.send(mail.as_bytes())?;
         }
-        self.send(format!("MAIL FROM:<{sender}>\r\n").as_bytes())?;
         let code = self.reply()?;
         if code >= 400 {
             let z = if code >= 500 { "D" } else { "Z" };
@@ -143,10 +187,20 @@ impl Conn {
                 rep,
             );
         }
-        if !self.recipients(recips, rep)? {
+        if !self.recipients(recips, offers.pipelining, rep)? {
+            if offers.pipelining && self.reply()? == 354 {
+                // A server that took DATA with no recipient gets an empty
+                // message, which it must refuse.
+                self.send(b".\r\n")?;
+                self.reply()?;
+            }
+            // The record is the one an unpipelined session gives.
+            self.text.clear();
             return self.quit("DGiving up on ", "", rep);
         }
-        self.send(b"DATA\r\n")?;
+        if !offers.pipelining {
+            self.send(b"DATA\r\n")?;
+        }
         let code = self.reply()?;
         if code >= 400 {
             let z = if code >= 500 { "D" } else { "Z" };
@@ -174,11 +228,29 @@ impl Conn {
         self.quit(z, what, rep)
     }
 
-    /// One RCPT per recipient with its record; whether any was accepted.
-    fn recipients(&mut self, recips: &[String], rep: &mut Report) -> Result<bool, Dropped> {
+    /// EHLO, or HELO when EHLO is refused; None when HELO is refused too.
+    fn hello(&mut self, helo: &str) -> Result<Option<Offers>, Dropped> {
+        self.send(format!("EHLO {helo}\r\n").as_bytes())?;
+        if self.reply()? == 250 {
+            return Ok(Some(Offers::parse(&self.text)));
+        }
+        self.send(format!("HELO {helo}\r\n").as_bytes())?;
+        Ok((self.reply()? == 250).then(Offers::default))
+    }
+
+    /// One RCPT per recipient with its record (the commands already sent
+    /// when pipelining); whether any was accepted.
+    fn recipients(
+        &mut self,
+        recips: &[String],
+        pipelined: bool,
+        rep: &mut Report,
+    ) -> Result<bool, Dropped> {
         let mut any = false;
         for r in recips {
-            self.send(format!("RCPT TO:<{r}>\r\n").as_bytes())?;
+            if !pipelined {
+                self.send(format!("RCPT TO:<{r}>\r\n").as_bytes())?;
+            }
             let code = self.reply()?;
             if code >= 400 {
                 let hs = if code >= 500 { "h" } else { "s" };
@@ -214,6 +286,13 @@ impl Conn {
         out.write_all(&tail).map_err(|_| BlastError::Dropped)?;
         out.flush().map_err(|_| BlastError::Dropped)
     }
+}
+
+/// The size of the message on stdin (a queue file, so fstat knows it), for
+/// SIZE=; None when stdin is not a regular file.
+fn message_size() -> Option<u64> {
+    let meta = nix::sys::stat::fstat(0).ok()?;
+    (meta.st_mode & libc::S_IFMT == libc::S_IFREG).then_some(meta.st_size as u64)
 }
 
 /// The conversion of stored bytes to SMTP DATA: LF and CRLF and a lone CR
@@ -282,7 +361,24 @@ impl Stuffer {
 
 #[cfg(test)]
 mod tests {
-    use super::Stuffer;
+    use super::{Offers, Stuffer};
+
+    #[test]
+    fn ehlo_keywords() {
+        let o =
+            Offers::parse(b"250-mx.example.org hi\n250-8BITMIME\n250-size 1000\n250 PIPELINING\n");
+        assert_eq!(
+            o,
+            Offers {
+                pipelining: true,
+                size: true
+            }
+        );
+        assert_eq!(
+            Offers::parse(b"250 mx.example.org PIPELINING\n"),
+            Offers::default()
+        );
+    }
 
     fn conv(parts: &[&[u8]]) -> Option<Vec<u8>> {
         let mut s = Stuffer::default();
