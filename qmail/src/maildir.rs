@@ -1,8 +1,11 @@
 //! Delivery into a maildir (maildir(5)): write the message under tmp/ with a
 //! unique name, fsync it, link it into new/, remove the tmp/ name, and fsync
 //! new/ so the link survives a crash on filesystems without synchronous
-//! directory updates. Also the helpers' view of a maildir: cleaning tmp/ and
-//! listing new/ and cur/ oldest first.
+//! directory updates. A delivery still stuck after 24 hours (a hung NFS
+//! server, say) is given up as qmail-local's alarm gives it up: the tmp/
+//! file removed, "Timeout on maildir delivery. (#4.3.0)", exit 111. Also the
+//! helpers' view of a maildir: cleaning tmp/ and listing new/ and cur/
+//! oldest first.
 
 use crate::local::{bare, temp_errno};
 use common::Error;
@@ -10,7 +13,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// qmail-local's alarm on a maildir delivery.
+const DELIVERY_LIMIT: Duration = Duration::from_secs(86400);
+const TIMEOUT_TEXT: &str = "Timeout on maildir delivery. (#4.3.0)";
 
 /// The host part of unique names: `/` and `:` would break the name, so they
 /// are written as \057 and \072 (maildir(5)).
@@ -100,16 +107,57 @@ fn write_message(out: &mut File, head: &[&[u8]], msg: &mut File) -> Result<(), E
 pub fn deliver(dir: &Path, rpline: &[u8], dtline: &[u8], msg: &mut File) -> Result<(), Error> {
     check_dir(dir)?;
     let (tmp, mut f) = create_tmp(dir)?;
-    let result = write_message(&mut f, &[rpline, dtline], msg).and_then(|_| {
-        drop(f);
-        let new = dir.join("new").join(tmp.file_name().unwrap_or_default());
-        std::fs::hard_link(&tmp, &new).map_err(|_| temp_error())?;
-        File::open(dir.join("new"))
-            .and_then(|d| d.sync_all())
-            .map_err(|_| temp_error())
-    });
+    let doomed = tmp.clone();
+    let result = within(
+        DELIVERY_LIMIT,
+        move || give_up(&doomed),
+        || {
+            write_message(&mut f, &[rpline, dtline], msg).and_then(|_| {
+                drop(f);
+                let new = dir.join("new").join(tmp.file_name().unwrap_or_default());
+                std::fs::hard_link(&tmp, &new).map_err(|_| temp_error())?;
+                File::open(dir.join("new"))
+                    .and_then(|d| d.sync_all())
+                    .map_err(|_| temp_error())
+            })
+        },
+    );
     let _ = std::fs::remove_file(&tmp);
     result
+}
+
+/// The end of a delivery past its time: the stuck main thread cannot be
+/// interrupted safely, so the process goes, leaving no tmp/ file behind and
+/// the deferral text for qmail-lspawn, as the original's alarm handler does.
+fn give_up(tmp: &Path) {
+    let _ = std::fs::remove_file(tmp);
+    let line = format!("{TIMEOUT_TEXT}\n");
+    // SAFETY: write(2) and _exit(2) on plain data; no lock another thread
+    // may hold is taken, unlike std's stderr and exit.
+    unsafe {
+        libc::write(2, line.as_ptr().cast(), line.len());
+        libc::_exit(111);
+    }
+}
+
+/// Run `work`; if it is still running after `limit`, a watchdog thread runs
+/// `expire`. The watchdog is gone again when this returns, so the program
+/// is single-threaded whenever it forks.
+fn within<T>(
+    limit: Duration,
+    expire: impl FnOnce() + Send + 'static,
+    work: impl FnOnce() -> T,
+) -> T {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let dog = std::thread::spawn(move || {
+        if wait.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            expire();
+        }
+    });
+    let r = work();
+    drop(done);
+    let _ = dog.join();
+    r
 }
 
 /// One message found by [`scan`]: its path relative to the maildir and mtime.
@@ -183,4 +231,32 @@ pub fn chdir_env() -> Result<(), Error> {
             e,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn the_watchdog_fires_only_past_the_limit() {
+        let fired = Arc::new(AtomicBool::new(false));
+        let f = fired.clone();
+        let r = within(
+            Duration::from_secs(60),
+            move || f.store(true, Ordering::SeqCst),
+            || 7,
+        );
+        assert_eq!(r, 7);
+        assert!(!fired.load(Ordering::SeqCst));
+        let f = fired.clone();
+        within(
+            Duration::from_millis(50),
+            move || f.store(true, Ordering::SeqCst),
+            || std::thread::sleep(Duration::from_millis(500)),
+        );
+        assert!(fired.load(Ordering::SeqCst));
+    }
 }
