@@ -1,7 +1,10 @@
 //! qmail-remote against a real ESMTP server: our qmail-smtpd under
-//! tcpserver, which offers PIPELINING and SIZE. Several recipients go over
-//! one connection and land in one queued message; a message bigger than the
-//! server's databytes is refused at MAIL (SIZE=) without being sent.
+//! tcpserver, which offers PIPELINING and SIZE, and STARTTLS with a
+//! certificate made by openssl. Several recipients go over one connection
+//! and land in one queued message; a message bigger than the server's
+//! databytes is refused at MAIL (SIZE=) without being sent; TLS is used
+//! whenever offered, required and verified for hosts with a
+//! control/tlshosts/HOST.pem, never used for control/notlshosts/HOST.
 
 mod smtpd_support;
 use smtpd_support::*;
@@ -92,4 +95,190 @@ fn size_over_databytes_is_refused_before_the_message_is_sent() {
         "DConnected to 127.0.0.1 but sender was rejected.\nRemote host said: 552 sorry, that message size exceeds my databytes limit (#5.3.4)\n\0"
     );
     assert!(h.queued().is_empty());
+}
+
+/// openssl with arguments, in `dir`; panics when it fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let st = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "openssl {args:?}");
+}
+
+/// A CA and a server certificate it signed for IP 127.0.0.1, made in
+/// `dir`: returns (ca.pem, server key+chain pem).
+fn certificates(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "srv.key",
+            "-out",
+            "srv.csr",
+        ],
+    );
+    std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+            "-out",
+            "srv.pem",
+        ],
+    );
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    (read("ca.pem"), [read("srv.key"), read("srv.pem")].concat())
+}
+
+/// A home whose qmail-smtpd offers STARTTLS with a certificate for
+/// 127.0.0.1 signed by a test CA; None (and why) when a peer is missing.
+fn tls_setup(tag: &str) -> Option<(Home, Server, Vec<u8>)> {
+    if !have("openssl") {
+        eprintln!("skipping: openssl not installed");
+        return None;
+    }
+    let Some(dir) = tcpserver_dir() else {
+        eprintln!("skipping: no tcpserver");
+        return None;
+    };
+    let h = Home::new(tag);
+    h.control("rcpthosts", "x.test\n");
+    let (ca, server) = certificates(&h.tmp);
+    std::fs::write(h.root().join("control/servercert.pem"), server).unwrap();
+    let s = Server::start(&h, &dir, None, &["qmail-smtpd"]);
+    Some((h, s, ca))
+}
+
+#[test]
+fn starttls_is_used_whenever_offered() {
+    let Some((h, server, _)) = tls_setup("rtls") else {
+        return;
+    };
+    let out = remote(&h, server.port, &["one@x.test"], b"Subject: s\n\nsecret\n");
+    assert!(
+        out.starts_with("r\0K127.0.0.1 accepted message."),
+        "{out:?}"
+    );
+    let q = h.queued();
+    let m = String::from_utf8_lossy(&q[0].0).into_owned();
+    assert!(m.contains(" encrypted) SMTP; "), "{m}");
+}
+
+#[test]
+fn tlshosts_pem_makes_tls_required_and_verified() {
+    let Some((h, server, ca)) = tls_setup("rtlsv") else {
+        return;
+    };
+    std::fs::create_dir_all(h.root().join("control/tlshosts")).unwrap();
+    // The right CA: delivered, encrypted.
+    std::fs::write(h.root().join("control/tlshosts/127.0.0.1.pem"), &ca).unwrap();
+    let out = remote(&h, server.port, &["one@x.test"], b"Subject: v\n\nok\n");
+    assert!(
+        out.starts_with("r\0K127.0.0.1 accepted message."),
+        "{out:?}"
+    );
+    assert_eq!(h.queued().len(), 1);
+    // Another CA: the server's certificate does not verify, deferral.
+    let other = TempDirOf::new(&h, "otherca");
+    openssl(
+        &other.0,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=other CA",
+            "-keyout",
+            "o.key",
+            "-out",
+            "o.pem",
+        ],
+    );
+    std::fs::copy(
+        other.0.join("o.pem"),
+        h.root().join("control/tlshosts/127.0.0.1.pem"),
+    )
+    .unwrap();
+    let out = remote(&h, server.port, &["two@x.test"], b"Subject: v\n\nno\n");
+    assert!(out.starts_with("ZTLS connect failed: "), "{out:?}");
+    assert_eq!(h.queued().len(), 1);
+    // A server without STARTTLS: "No TLS achieved", deferral.
+    std::fs::remove_file(h.root().join("control/servercert.pem")).unwrap();
+    let out = remote(&h, server.port, &["three@x.test"], b"Subject: v\n\nno\n");
+    assert_eq!(
+        out,
+        "ZNo TLS achieved while control/tlshosts/127.0.0.1.pem exists.\n\0"
+    );
+    assert_eq!(h.queued().len(), 1);
+}
+
+#[test]
+fn notlshosts_keeps_the_session_plain() {
+    let Some((h, server, _)) = tls_setup("rtlsn") else {
+        return;
+    };
+    std::fs::create_dir_all(h.root().join("control/notlshosts")).unwrap();
+    std::fs::write(h.root().join("control/notlshosts/127.0.0.1"), "").unwrap();
+    let out = remote(&h, server.port, &["one@x.test"], b"Subject: n\n\nplain\n");
+    assert!(
+        out.starts_with("r\0K127.0.0.1 accepted message."),
+        "{out:?}"
+    );
+    let m = String::from_utf8_lossy(&h.queued()[0].0).into_owned();
+    assert!(!m.contains("encrypted"), "{m}");
+}
+
+/// A directory inside the home's temporary tree.
+struct TempDirOf(std::path::PathBuf);
+
+impl TempDirOf {
+    fn new(h: &Home, name: &str) -> TempDirOf {
+        let p = h.tmp.join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDirOf(p)
+    }
 }

@@ -8,6 +8,7 @@
 mod cname;
 mod route;
 mod smtp;
+mod starttls;
 
 use common::Error;
 use std::ffi::OsString;
@@ -116,7 +117,7 @@ fn deliver(args: &[OsString], rep: &mut Report) {
         if crate::tcpto::skip(t.addr.ip()) {
             continue;
         }
-        match smtp::Conn::connect(t, &ctl) {
+        match smtp::Conn::connect(&t, &ctl) {
             Ok(conn) => {
                 crate::tcpto::record(t.addr.ip(), false);
                 return conn.session(&ctl.helohost, &sender, &recips, rep);

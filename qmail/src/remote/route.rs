@@ -8,10 +8,13 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// One address to try, with its MX preference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub pref: u32,
     pub addr: SocketAddr,
+    /// The host name the address is for (MX host, relay or domain): the
+    /// name TLS certificates are checked against.
+    pub name: String,
 }
 
 /// The relay and port smtproutes gives for `host`: None for "use MX".
@@ -155,6 +158,7 @@ pub fn targets(host: &str, routes: &[String], all_aliases: bool) -> Result<Vec<T
         let t = ips.into_iter().map(|ip| Target {
             pref: 0,
             addr: SocketAddr::new(ip, port),
+            name: relayhost.clone(),
         });
         return Ok(t.collect());
     }
@@ -170,12 +174,15 @@ pub fn targets(host: &str, routes: &[String], all_aliases: bool) -> Result<Vec<T
         if ips.is_empty() {
             return Err(perm_dns(host));
         }
-        all.extend(ips.into_iter().map(|ip| (0u32, ip)));
+        all.extend(ips.into_iter().map(|ip| (0u32, ip, host.to_string())));
     } else {
         let mut soft = false;
         for (pref, name) in &mx {
             match addrs(&r, name) {
-                Ok(ips) => all.extend(ips.into_iter().map(|ip| (u32::from(*pref), ip))),
+                Ok(ips) => all.extend(
+                    ips.into_iter()
+                        .map(|ip| (u32::from(*pref), ip, name.clone())),
+                ),
                 Err(_) => soft = true,
             }
         }
@@ -190,9 +197,10 @@ pub fn targets(host: &str, routes: &[String], all_aliases: bool) -> Result<Vec<T
     if all_aliases {
         return Ok(all
             .into_iter()
-            .map(|(pref, ip)| Target {
+            .map(|(pref, ip, name)| Target {
                 pref,
                 addr: SocketAddr::new(ip, 25),
+                name,
             })
             .collect());
     }
@@ -200,19 +208,23 @@ pub fn targets(host: &str, routes: &[String], all_aliases: bool) -> Result<Vec<T
 }
 
 /// Keep only addresses preferred over every MX that is this machine.
-fn best_not_me(all: Vec<(u32, IpAddr)>, me: &HashSet<IpAddr>) -> Result<Vec<Target>, String> {
+fn best_not_me(
+    all: Vec<(u32, IpAddr, String)>,
+    me: &HashSet<IpAddr>,
+) -> Result<Vec<Target>, String> {
     let prefme = all
         .iter()
-        .filter(|(_, ip)| me.contains(ip))
-        .map(|(p, _)| *p)
+        .filter(|(_, ip, _)| me.contains(ip))
+        .map(|(p, _, _)| *p)
         .min()
         .unwrap_or(100_000);
     let v: Vec<Target> = all
         .into_iter()
-        .filter(|(p, _)| *p < prefme)
-        .map(|(pref, ip)| Target {
+        .filter(|(p, _, _)| *p < prefme)
+        .map(|(pref, ip, name)| Target {
             pref,
             addr: SocketAddr::new(ip, 25),
+            name,
         })
         .collect();
     if v.is_empty() {
@@ -255,14 +267,12 @@ mod tests {
     #[test]
     fn own_addresses_cut_the_mx_list() {
         let me: HashSet<IpAddr> = ["10.0.0.1".parse().unwrap()].into_iter().collect();
-        let all = vec![
-            (5, "10.0.0.9".parse().unwrap()),
-            (10, "10.0.0.1".parse().unwrap()),
-            (20, "10.0.0.2".parse().unwrap()),
-        ];
+        let mx = |p: u32, ip: &str| (p, ip.parse().unwrap(), format!("mx{p}.example"));
+        let all = vec![mx(5, "10.0.0.9"), mx(10, "10.0.0.1"), mx(20, "10.0.0.2")];
         let v = best_not_me(all, &me).unwrap();
         assert_eq!(v.len(), 1);
-        assert!(best_not_me(vec![(1, "10.0.0.1".parse().unwrap())], &me).is_err());
+        assert_eq!(v[0].name, "mx5.example");
+        assert!(best_not_me(vec![mx(1, "10.0.0.1")], &me).is_err());
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //! (RFC 2920) MAIL, every RCPT and DATA go out in one write and the replies
 //! are read in order, and when it offers SIZE (RFC 1870) MAIL carries the
 //! message's size so that a server can refuse an oversized message before
-//! it is sent. The records qmail-rspawn reads are the same either way.
+//! it is sent. When it offers STARTTLS the session goes on encrypted
+//! (see `starttls` for which hosts and how). The records qmail-rspawn reads
+//! are the same either way.
 
 use super::route::Target;
+use super::starttls::{self, Policy};
 use super::{Controls, Report};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, TcpStream};
@@ -34,6 +37,7 @@ enum BlastError {
 pub struct Offers {
     pub pipelining: bool,
     pub size: bool,
+    pub starttls: bool,
 }
 
 impl Offers {
@@ -47,6 +51,7 @@ impl Offers {
             match kw.to_ascii_uppercase().as_slice() {
                 b"PIPELINING" => o.pipelining = true,
                 b"SIZE" => o.size = true,
+                b"STARTTLS" => o.starttls = true,
                 _ => {}
             }
         }
@@ -54,33 +59,70 @@ impl Offers {
     }
 }
 
+/// The connection's bytes: plain TCP, or TLS over it after STARTTLS.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    /// Only while the plain stream is being handed to TLS.
+    Gone,
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(t) => t.read(buf),
+            Transport::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(t) => t.write(buf),
+            Transport::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(t) => t.flush(),
+            Transport::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
 /// An open SMTP connection.
 pub struct Conn {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
+    io: BufReader<Transport>,
     partner: IpAddr,
+    /// The host name the partner was found under, for TLS.
+    name: String,
     critical: bool,
     text: Vec<u8>,
 }
 
 impl Conn {
     /// Connect within timeoutconnect; the error says whether it timed out.
-    pub fn connect(t: Target, ctl: &Controls) -> std::io::Result<Conn> {
+    pub fn connect(t: &Target, ctl: &Controls) -> std::io::Result<Conn> {
         let s = TcpStream::connect_timeout(&t.addr, ctl.timeoutconnect)?;
         s.set_read_timeout(Some(ctl.timeoutremote))?;
         s.set_write_timeout(Some(ctl.timeoutremote))?;
-        let reader = BufReader::new(s.try_clone()?);
         Ok(Conn {
-            writer: s,
-            reader,
+            io: BufReader::new(Transport::Plain(s)),
             partner: t.addr.ip(),
+            name: t.name.clone(),
             critical: false,
             text: Vec::new(),
         })
     }
 
     fn send(&mut self, s: &[u8]) -> Result<(), Dropped> {
-        self.writer.write_all(s).map_err(|_| Dropped)
+        let w = self.io.get_mut();
+        w.write_all(s).and_then(|_| w.flush()).map_err(|_| Dropped)
     }
 
     /// Read one reply: its code and (into self.text) its lines without CRs.
@@ -89,10 +131,7 @@ impl Conn {
         let mut code = None;
         loop {
             let mut line = Vec::new();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut line)
-                .map_err(|_| Dropped)?;
+            let n = self.io.read_until(b'\n', &mut line).map_err(|_| Dropped)?;
             if n == 0 || line.last() != Some(&b'\n') {
                 return Err(Dropped);
             }
@@ -161,9 +200,32 @@ impl Conn {
         if self.reply()? != 220 {
             return self.quit("ZConnected to ", " but greeting failed", rep);
         }
-        let Some(offers) = self.hello(helo)? else {
+        let Some(mut offers) = self.hello(helo)? else {
             return self.quit("ZConnected to ", " but my name was rejected", rep);
         };
+        let policy = Policy::for_host(&self.name);
+        if offers.starttls && policy != Policy::Off {
+            self.send(b"STARTTLS\r\n")?;
+            if self.reply()? == 220 {
+                if let Err(why) = self.upgrade(&policy) {
+                    // Nothing more can be said on a connection whose
+                    // handshake failed.
+                    rep.last(&format!("ZTLS connect failed: {why}\n"));
+                    return Ok(());
+                }
+                let Some(o) = self.hello(helo)? else {
+                    return self.quit("ZTLS connected to ", " but my name was rejected", rep);
+                };
+                offers = o;
+                offers.starttls = false;
+            }
+        }
+        if let (Policy::Verify(_), Transport::Plain(_)) = (&policy, self.io.get_ref()) {
+            let _ = self.send(b"QUIT\r\n");
+            let pem = format!("control/tlshosts/{}.pem", self.name.to_ascii_lowercase());
+            rep.last(&format!("ZNo TLS achieved while {pem} exists.\n"));
+            return Ok(());
+        }
         let mail = match offers.size.then(message_size).flatten() {
             Some(n) => format!("MAIL FROM:<{sender}> SIZE={n}\r\n"),
             None => format!("MAIL FROM:<{sender}>\r\n"),
@@ -228,6 +290,28 @@ impl Conn {
         self.quit(z, what, rep)
     }
 
+    /// Hand the connection to TLS and finish the handshake.
+    fn upgrade(&mut self, policy: &Policy) -> Result<(), String> {
+        if !self.io.buffer().is_empty() {
+            return Err("server sent data before the handshake".into());
+        }
+        let cfg = starttls::config(policy)?;
+        let name = starttls::server_name(&self.name)
+            .unwrap_or_else(|| rustls::pki_types::ServerName::IpAddress(self.partner.into()));
+        let conn = rustls::ClientConnection::new(cfg, name).map_err(|e| e.to_string())?;
+        let Transport::Plain(sock) = std::mem::replace(self.io.get_mut(), Transport::Gone) else {
+            return Err("TLS already started".into());
+        };
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        while tls.conn.is_handshaking() {
+            tls.conn
+                .complete_io(&mut tls.sock)
+                .map_err(|e| e.to_string())?;
+        }
+        *self.io.get_mut() = Transport::Tls(Box::new(tls));
+        Ok(())
+    }
+
     /// EHLO, or HELO when EHLO is refused; None when HELO is refused too.
     fn hello(&mut self, helo: &str) -> Result<Option<Offers>, Dropped> {
         self.send(format!("EHLO {helo}\r\n").as_bytes())?;
@@ -268,7 +352,7 @@ impl Conn {
     /// Send the message from stdin, then the final dot.
     fn blast(&mut self) -> Result<(), BlastError> {
         let mut input = std::io::stdin().lock();
-        let mut out = std::io::BufWriter::with_capacity(65536, &self.writer);
+        let mut out = std::io::BufWriter::with_capacity(65536, self.io.get_mut());
         let mut st = Stuffer::default();
         let mut buf = vec![0u8; 65536];
         loop {
@@ -371,7 +455,8 @@ mod tests {
             o,
             Offers {
                 pipelining: true,
-                size: true
+                size: true,
+                starttls: false
             }
         );
         assert_eq!(
