@@ -101,7 +101,7 @@ fn mx_ip(k: u32) -> String {
 
 fn zone(mx: &str) -> String {
     format!(
-        "$ORIGIN x.test.\n$TTL 60\n@ IN SOA ns.x.test. h.x.test. 1 3600 900 604800 300\n@ IN NS ns.x.test.\nns IN A 127.0.0.1\n@ IN MX 10 mx.x.test.\n@ IN MX 20 dead.x.test.\nmx IN A {mx}\ndead IN A 127.0.0.1\nalias IN CNAME x.test.\nalias2 IN CNAME alias.x.test.\nloop1 IN CNAME loop2.x.test.\nloop2 IN CNAME loop1.x.test.\nnoaddr IN TXT \"nothing here\"\nself IN MX 10 me.x.test.\nme IN A 127.0.0.1\nselfalias IN CNAME self.x.test.\n"
+        "$ORIGIN x.test.\n$TTL 60\n@ IN SOA ns.x.test. h.x.test. 1 3600 900 604800 300\n@ IN NS ns.x.test.\nns IN A 127.0.0.1\n@ IN MX 10 mx.x.test.\n@ IN MX 20 dead.x.test.\nmx IN A {mx}\ndead IN A 127.0.0.1\nalias IN CNAME x.test.\nalias2 IN CNAME alias.x.test.\nloop1 IN CNAME loop2.x.test.\nloop2 IN CNAME loop1.x.test.\nnoaddr IN TXT \"nothing here\"\nself IN MX 10 me.x.test.\nme IN A 127.0.0.1\nselfalias IN CNAME self.x.test.\nv6 IN MX 10 mx6.x.test.\nmx6 IN AAAA ::1\nv6alias IN CNAME v6.x.test.\n"
     )
 }
 
@@ -307,10 +307,42 @@ fn qmail_send_delivers_through_mx_records() {
         "{log}"
     );
     let wire = rx.recv_timeout(Duration::from_secs(60)).unwrap();
-    assert!(wire.contains("HELO example.org\r\n"), "{wire}");
+    assert!(wire.contains("EHLO example.org\r\n"), "{wire}");
     assert!(wire.contains("RCPT TO:<bob@x.test>\r\n"), "{wire}");
     assert!(
         wire.contains("Subject: by mx\r\n\r\nline\r\n.\r\n"),
         "{wire}"
     );
+}
+
+/// An MX host with only an AAAA record is reached over IPv6. The only IPv6
+/// address a test can listen on is ::1, one of this machine's own, so the
+/// recipient's domain is an alias (CNAME) of the MX'd domain: then qmail
+/// uses its own MX hosts too, as the test above shows for IPv4.
+#[test]
+fn an_aaaa_only_mx_host_is_reached_over_ipv6() {
+    if !root() {
+        eprintln!("skipped: MX hosts are reached on port 25, which needs root");
+        return;
+    }
+    let Ok(l) = TcpListener::bind("[::1]:25") else {
+        eprintln!("skipped: cannot listen on [::1]:25 (no IPv6 loopback, or busy)");
+        return;
+    };
+    let Some(nsd) = Nsd::start("x.test", &zone(&mx_ip(3))) else {
+        return;
+    };
+    let h = Home::new("rdns6");
+    let rx = sink(l);
+    let out = remote(
+        &h,
+        &nsd.addr.to_string(),
+        &["v6.x.test", "s@a.example", "z@v6alias.x.test"],
+    );
+    assert_eq!(
+        out,
+        "r\0K::1 accepted message.\nRemote host said: 250 ok\n\0"
+    );
+    let wire = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(wire.contains("RCPT TO:<z@v6.x.test>\r\n"), "{wire}");
 }
