@@ -100,7 +100,10 @@ impl Home {
 
     /// Run qmail-queue with `message` and raw `envelope`.
     pub fn qmail_queue(&self, message: &[u8], envelope: &[u8]) -> Output {
-        let envfile = self.dir.path().join("envelope");
+        // One file per call: tests may queue from several threads at once.
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let envfile = self.dir.path().join(format!("envelope.{n}"));
         std::fs::write(&envfile, envelope).unwrap();
         let mut c = self.cmd("qmail-queue");
         c.stdin(Stdio::piped())
@@ -112,7 +115,9 @@ impl Home {
             let mut i = child.stdin.take().unwrap();
             let _ = i.write_all(message);
         }
-        wait_output(child, Duration::from_secs(60))
+        let out = wait_output(child, Duration::from_secs(60));
+        let _ = std::fs::remove_file(&envfile);
+        out
     }
 }
 
