@@ -20,15 +20,27 @@ fn remote(h: &Home, port: u16, recips: &[&str], msg: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-#[test]
-fn several_recipients_in_one_pipelined_session() {
+/// A home whose qmail-smtpd under tcpserver accepts mail for x.test, with
+/// the controls given written first; None (and why) without tcpserver.
+fn smtpd(tag: &str, controls: &[(&str, &str)]) -> Option<(Home, Server)> {
     let Some(dir) = tcpserver_dir() else {
         eprintln!("skipping: no tcpserver");
+        return None;
+    };
+    let h = Home::new(tag);
+    h.control("rcpthosts", "x.test\n");
+    for (name, text) in controls {
+        h.control(name, text);
+    }
+    let server = Server::start(&h, &dir, None, &["qmail-smtpd"]);
+    Some((h, server))
+}
+
+#[test]
+fn several_recipients_in_one_pipelined_session() {
+    let Some((h, server)) = smtpd("esmtp", &[]) else {
         return;
     };
-    let h = Home::new("esmtp");
-    h.control("rcpthosts", "x.test\n");
-    let server = Server::start(&h, &dir, None, &["qmail-smtpd"]);
     let out = remote(
         &h,
         server.port,
@@ -62,14 +74,9 @@ fn several_recipients_in_one_pipelined_session() {
 
 #[test]
 fn size_over_databytes_is_refused_before_the_message_is_sent() {
-    let Some(dir) = tcpserver_dir() else {
-        eprintln!("skipping: no tcpserver");
+    let Some((h, server)) = smtpd("esmtpsize", &[("databytes", "100\n")]) else {
         return;
     };
-    let h = Home::new("esmtpsize");
-    h.control("rcpthosts", "x.test\n");
-    h.control("databytes", "100\n");
-    let server = Server::start(&h, &dir, None, &["qmail-smtpd"]);
     // SIZE= needs a message qmail-remote can fstat: a file, as qmail-rspawn
     // gives it.
     let msgfile = h.root().join("bigmsg");
@@ -177,15 +184,10 @@ fn tls_setup(tag: &str) -> Option<(Home, Server, Vec<u8>)> {
         eprintln!("skipping: openssl not installed");
         return None;
     }
-    let Some(dir) = tcpserver_dir() else {
-        eprintln!("skipping: no tcpserver");
-        return None;
-    };
-    let h = Home::new(tag);
-    h.control("rcpthosts", "x.test\n");
-    let (ca, server) = certificates(&h.tmp);
-    std::fs::write(h.root().join("control/servercert.pem"), server).unwrap();
-    let s = Server::start(&h, &dir, None, &["qmail-smtpd"]);
+    let certs = TempDirOf::scratch(tag);
+    let (ca, server) = certificates(&certs.0);
+    let pem = String::from_utf8(server).unwrap();
+    let (h, s) = smtpd(tag, &[("servercert.pem", &pem)])?;
     Some((h, s, ca))
 }
 
@@ -272,7 +274,7 @@ fn notlshosts_keeps_the_session_plain() {
     assert!(!m.contains("encrypted"), "{m}");
 }
 
-/// A directory inside the home's temporary tree.
+/// A scratch directory for openssl's files, removed on drop.
 struct TempDirOf(std::path::PathBuf);
 
 impl TempDirOf {
@@ -280,5 +282,17 @@ impl TempDirOf {
         let p = h.tmp.join(name);
         std::fs::create_dir_all(&p).unwrap();
         TempDirOf(p)
+    }
+
+    fn scratch(tag: &str) -> TempDirOf {
+        let p = std::env::temp_dir().join(format!("certs-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDirOf(p)
+    }
+}
+
+impl Drop for TempDirOf {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
