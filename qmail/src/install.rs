@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Owner {
     Root,
+    /// The alias user: hier.c gives it alias/ (mode 02755).
+    Alias,
     Q,
     S,
     R,
@@ -95,7 +97,7 @@ fn table() -> Vec<Entry> {
         e("control", Kind::Dir, Owner::Root, 0o755),
         e("users", Kind::Dir, Owner::Root, 0o755),
         e("bin", Kind::Dir, Owner::Root, 0o755),
-        e("alias", Kind::Dir, Owner::Root, 0o2755),
+        e("alias", Kind::Dir, Owner::Alias, 0o2755),
         e("queue", Kind::Dir, Owner::Q, 0o750),
         e("queue/pid", Kind::Dir, Owner::Q, 0o700),
         e("queue/intd", Kind::Dir, Owner::Q, 0o700),
@@ -127,6 +129,8 @@ fn ids_of(owner: Owner, ids: &Ids) -> (u32, u32) {
     }
     let uid = match owner {
         Owner::Root => 0,
+        // make_users created alias before any entry is made.
+        Owner::Alias => ids::user("alias").unwrap_or(0),
         Owner::Q => ids.qmailq,
         Owner::S => ids.qmails,
         Owner::R => ids.qmailr,
