@@ -1,9 +1,9 @@
 //! Delivery into a maildir (maildir(5)): write the message under tmp/ with a
 //! unique name, fsync it, link it into new/, remove the tmp/ name, and fsync
 //! new/ so the link survives a crash on filesystems without synchronous
-//! directory updates. A delivery still stuck after 24 hours (a hung NFS
-//! server, say) is given up as qmail-local's alarm gives it up: the tmp/
-//! file removed, "Timeout on maildir delivery. (#4.3.0)", exit 111. Also the
+//! directory updates. As in qmail-local the delivery runs in a child, and
+//! one still stuck after 24 hours (a hung NFS server, say) is killed as the
+//! original's alarm ends it: the tmp/ file removed, "Timeout on maildir delivery. (#4.3.0)", exit 111. Also the
 //! helpers' view of a maildir: cleaning tmp/ and listing new/ and cur/
 //! oldest first.
 
@@ -105,59 +105,114 @@ fn write_message(out: &mut File, head: &[&[u8]], msg: &mut File) -> Result<(), E
 /// Deliver `msg` (already rewound) into maildir `dir` with the Return-Path
 /// and Delivered-To lines on top.
 pub fn deliver(dir: &Path, rpline: &[u8], dtline: &[u8], msg: &mut File) -> Result<(), Error> {
+    deliver_within(DELIVERY_LIMIT, dir, rpline, dtline, msg)
+}
+
+/// [`deliver`] giving up after `limit`.
+fn deliver_within(
+    limit: Duration,
+    dir: &Path,
+    rpline: &[u8],
+    dtline: &[u8],
+    msg: &mut File,
+) -> Result<(), Error> {
     check_dir(dir)?;
+    // Named here, in the parent, so that the parent can remove it whatever
+    // became of the child.
     let (tmp, mut f) = create_tmp(dir)?;
-    let doomed = tmp.clone();
-    let result = within(
-        DELIVERY_LIMIT,
-        move || give_up(&doomed),
-        || {
-            write_message(&mut f, &[rpline, dtline], msg).and_then(|_| {
-                drop(f);
-                let new = dir.join("new").join(tmp.file_name().unwrap_or_default());
-                std::fs::hard_link(&tmp, &new).map_err(|_| temp_error())?;
-                File::open(dir.join("new"))
-                    .and_then(|d| d.sync_all())
-                    .map_err(|_| temp_error())
-            })
-        },
-    );
+    let result = in_child(limit, || {
+        write_message(&mut f, &[rpline, dtline], msg)?;
+        let new = dir.join("new").join(tmp.file_name().unwrap_or_default());
+        std::fs::hard_link(&tmp, &new).map_err(|_| temp_error())?;
+        File::open(dir.join("new"))
+            .and_then(|d| d.sync_all())
+            .map_err(|_| temp_error())
+    });
     let _ = std::fs::remove_file(&tmp);
     result
 }
 
-/// The end of a delivery past its time: the stuck main thread cannot be
-/// interrupted safely, so the process goes, leaving no tmp/ file behind and
-/// the deferral text for qmail-lspawn, as the original's alarm handler does.
-fn give_up(tmp: &Path) {
-    let _ = std::fs::remove_file(tmp);
-    let line = format!("{TIMEOUT_TEXT}\n");
-    // SAFETY: write(2) and _exit(2) on plain data; no lock another thread
-    // may hold is taken, unlike std's stderr and exit.
-    unsafe {
-        libc::write(2, line.as_ptr().cast(), line.len());
-        libc::_exit(111);
+/// How a delivery child ends, by its exit code (qmail-local's numbering).
+const OUTCOMES: [&str; 5] = [
+    "",
+    "Temporary error on maildir delivery. (#4.3.0)",
+    "Unable to chdir to maildir. (#4.2.1)",
+    TIMEOUT_TEXT,
+    "Unable to read message. (#4.3.0)",
+];
+
+fn outcome(code: usize) -> Result<(), Error> {
+    match code {
+        0 => Ok(()),
+        c => Err(bare(111, OUTCOMES.get(c).copied().unwrap_or(OUTCOMES[1]))),
     }
 }
 
-/// Run `work`; if it is still running after `limit`, a watchdog thread runs
-/// `expire`. The watchdog is gone again when this returns, so the program
-/// is single-threaded whenever it forks.
-fn within<T>(
-    limit: Duration,
-    expire: impl FnOnce() + Send + 'static,
-    work: impl FnOnce() -> T,
-) -> T {
-    let (done, wait) = std::sync::mpsc::channel::<()>();
-    let dog = std::thread::spawn(move || {
-        if wait.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
-            expire();
+/// Run `work` in a child process, as qmail-local runs a maildir delivery,
+/// so that a delivery stuck in the kernel (a hung NFS server) can be
+/// killed after `limit`, where the original's alarm would have ended it.
+fn in_child(limit: Duration, work: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
+    // SAFETY: qmail-local is single-threaded; the child only does the
+    // delivery and leaves through _exit.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let code = match work() {
+                Ok(()) => 0,
+                Err(e) => OUTCOMES.iter().position(|t| *t == e.msg).unwrap_or(1),
+            };
+            unsafe { libc::_exit(code as i32) }
         }
-    });
-    let r = work();
-    drop(done);
-    let _ = dog.join();
-    r
+        Ok(nix::unistd::ForkResult::Parent { child }) => outcome(reap(child, limit)),
+        Err(e) => Err(bare(
+            111,
+            format!(
+                "Unable to fork: {}. (#4.3.0)",
+                common::errstr::text(e as i32)
+            ),
+        )),
+    }
+}
+
+/// Wait for `child` at most `limit`, then kill it; its outcome code.
+fn reap(child: nix::unistd::Pid, limit: Duration) -> usize {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return code as usize,
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {}
+            Ok(_) | Err(_) => return 1,
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            return 3;
+        }
+        wait_exit(child, left);
+    }
+}
+
+/// Sleep until `child` may have exited or `left` has passed: poll on a
+/// pidfd where the kernel has them, short naps otherwise.
+fn wait_exit(child: nix::unistd::Pid, left: Duration) {
+    let ms = left.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) } as i32;
+    if fd < 0 {
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+        return;
+    }
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; fd is ours and closed right after.
+    unsafe {
+        libc::poll(&mut p, 1, ms);
+        libc::close(fd);
+    }
 }
 
 /// One message found by [`scan`]: its path relative to the maildir and mtime.
@@ -235,28 +290,66 @@ pub fn chdir_env() -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::within;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    use std::time::Duration;
+    use super::*;
+
+    fn maildir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("maildir-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        d
+    }
+
+    fn count(d: &Path, sub: &str) -> usize {
+        std::fs::read_dir(d.join(sub)).unwrap().count()
+    }
 
     #[test]
-    fn the_watchdog_fires_only_past_the_limit() {
-        let fired = Arc::new(AtomicBool::new(false));
-        let f = fired.clone();
-        let r = within(
-            Duration::from_secs(60),
-            move || f.store(true, Ordering::SeqCst),
-            || 7,
+    fn a_delivery_past_its_limit_is_given_up_without_a_trace() {
+        let d = maildir("timeout");
+        // A fifo opened for reading and writing never reaches end of file:
+        // the message read hangs as on a dead NFS server.
+        let fifo = d.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let mut msg = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        let started = std::time::Instant::now();
+        let r = deliver_within(Duration::from_millis(300), &d, b"R\n", b"D\n", &mut msg);
+        assert_eq!(r.unwrap_err().msg, "Timeout on maildir delivery. (#4.3.0)");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!((count(&d, "tmp"), count(&d, "new")), (0, 0));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_delivery_within_its_limit_lands_in_new() {
+        let d = maildir("intime");
+        let body = d.join("body");
+        std::fs::write(&body, "Subject: x\n\nhi\n").unwrap();
+        let mut msg = File::open(&body).unwrap();
+        deliver_within(Duration::from_secs(600), &d, b"R\n", b"D\n", &mut msg).unwrap();
+        assert_eq!((count(&d, "tmp"), count(&d, "new")), (0, 1));
+        let f = std::fs::read_dir(d.join("new"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            std::fs::read(f.path()).unwrap(),
+            b"R\nD\nSubject: x\n\nhi\n"
         );
-        assert_eq!(r, 7);
-        assert!(!fired.load(Ordering::SeqCst));
-        let f = fired.clone();
-        within(
-            Duration::from_millis(50),
-            move || f.store(true, Ordering::SeqCst),
-            || std::thread::sleep(Duration::from_millis(500)),
-        );
-        assert!(fired.load(Ordering::SeqCst));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_childs_failure_comes_back_with_its_text() {
+        let r = in_child(Duration::from_secs(600), || {
+            Err(bare(111, "Unable to read message. (#4.3.0)"))
+        });
+        assert_eq!(r.unwrap_err().msg, "Unable to read message. (#4.3.0)");
     }
 }
