@@ -132,13 +132,15 @@ fn deliver_within(
     result
 }
 
-/// How a delivery child ends, by its exit code (qmail-local's numbering).
-const OUTCOMES: [&str; 5] = [
+/// How a delivery child ends, by its exit code (qmail-local's numbering;
+/// the last is the parent's word for a child killed by a signal).
+const OUTCOMES: [&str; 6] = [
     "",
     "Temporary error on maildir delivery. (#4.3.0)",
     "Unable to chdir to maildir. (#4.2.1)",
     TIMEOUT_TEXT,
     "Unable to read message. (#4.3.0)",
+    "Aack, child crashed. (#4.3.0)",
 ];
 
 fn outcome(code: usize) -> Result<(), Error> {
@@ -180,6 +182,7 @@ fn reap(child: nix::unistd::Pid, limit: Duration) -> usize {
     loop {
         match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => return code as usize,
+            Ok(WaitStatus::Signaled(..)) => return 5,
             Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {}
             Ok(_) | Err(_) => return 1,
         }
@@ -343,6 +346,15 @@ mod tests {
             b"R\nD\nSubject: x\n\nhi\n"
         );
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_child_killed_by_a_signal_is_a_crash() {
+        let r = in_child(Duration::from_secs(600), || {
+            unsafe { libc::raise(libc::SIGKILL) };
+            Ok(())
+        });
+        assert_eq!(r.unwrap_err().msg, "Aack, child crashed. (#4.3.0)");
     }
 
     #[test]
