@@ -36,9 +36,11 @@ impl Group {
             .spawn()
             .unwrap();
         let g = Group { child, log };
+        // A restart rescans the whole queue first: generous on a busy box.
         assert!(
-            wait_until(Duration::from_secs(60), || g.log().contains("status: ")),
-            "qmail-send did not start"
+            wait_until(Duration::from_secs(300), || g.log().contains("status: ")),
+            "qmail-send did not start: {}",
+            g.log()
         );
         g
     }
