@@ -32,8 +32,27 @@ pub fn user(name: &str) -> Option<u32> {
     account(name).map(|a| a.uid)
 }
 
-/// The ids for this process: privileged when root and the qmail users exist.
+/// The ids the daemons of this QMAILHOME run under: privileged when root,
+/// the qmail users exist and the home was laid out for them; a home that
+/// `qmail-install -p` made for its invoker (its queue not owned by qmailq)
+/// stays private even on a machine that has the qmail users.
 pub fn ids() -> Ids {
+    let ids = install_ids();
+    if ids.privileged && private_home(ids.qmailq) {
+        return private();
+    }
+    ids
+}
+
+/// Whether QMAILHOME's queue exists and belongs to someone else than qmailq.
+fn private_home(qmailq: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(crate::home::path("queue")).is_ok_and(|m| m.uid() != qmailq)
+}
+
+/// The ids a new installation gets: privileged when root and the qmail
+/// users exist, whatever is on disk yet.
+pub fn install_ids() -> Ids {
     let root = nix::unistd::geteuid().is_root();
     let all = [
         user("qmaill"),
@@ -57,6 +76,11 @@ pub fn ids() -> Ids {
             gid_nofiles: v[6],
         };
     }
+    private()
+}
+
+/// Every daemon as the caller.
+fn private() -> Ids {
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     Ids {

@@ -290,7 +290,7 @@ pub fn install(args: &[OsString]) -> Result<(), Error> {
     if root && !private {
         make_users()?;
     }
-    let mut ids = ids::ids();
+    let mut ids = ids::install_ids();
     if private {
         ids.privileged = false;
     }
