@@ -349,12 +349,56 @@ fn daemons_run_as_their_users_and_delivery_as_the_recipient() {
     assert_eq!(stat(&f).0, uid(&u.name), "delivered as someone else");
     let text = logtext();
     assert!(text.contains(": success: did_1+0+0/\n"), "{text}");
+    remote_channel_reads_the_queue(&home, &logtext);
     g.stop();
     let text = logtext();
     assert!(
         !text.contains("alert:") && !text.contains("warning:"),
         "{text}"
     );
+}
+
+/// qmail-rspawn runs as qmailr and must accept qmailq's message: a remote
+/// delivery to a closed loopback port is a connection deferral, never a
+/// complaint about the message's owner.
+fn remote_channel_reads_the_queue(home: &Path, logtext: &dyn Fn() -> String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        home.join("control/smtproutes"),
+        format!("remote.test:127.0.0.1:{port}\n"),
+    )
+    .unwrap();
+    let envfile = home.join("../env-remote");
+    std::fs::write(&envfile, b"Fme@x.org\0Tyou@remote.test\0\0").unwrap();
+    let mut q = Command::new(bin("qmail-queue"))
+        .env("QMAILHOME", home)
+        .uid(uid("qmailq"))
+        .gid(gid("qmail"))
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::open(&envfile).unwrap())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let _ = q.stdin.take().unwrap().write_all(b"Subject: far\n\nx\n");
+    }
+    assert_eq!(
+        wait_output(q, Duration::from_secs(60)).status.code(),
+        Some(0)
+    );
+    assert!(
+        wait_until(Duration::from_secs(120), || logtext()
+            .contains("delivery 2: ")),
+        "{}",
+        logtext()
+    );
+    let text = logtext();
+    assert!(!text.contains("wrong owner"), "{text}");
+    assert!(text.contains("delivery 2: deferral: "), "{text}");
 }
 
 /// qmail-start's process group, killed by its id on drop.
