@@ -92,8 +92,12 @@ fn failures_bounce_in_qsbmf_and_double_and_triple_bounces() {
         all.contains("--- Below this line is the original bounce.\n\nReturn-Path: <>\n"),
         "{all}"
     );
-    // A double bounce that fails is discarded.
+    // A double bounce that fails is discarded. qmail-send stops the
+    // qmail way (TERM: deliveries in hand are finished and recorded), so
+    // the restart redelivers nothing.
     h.control("doublebounceto", "joe-bad\n");
+    let mut s = s;
+    s.stop();
     drop(s);
     let s = Stack::start(&h, &[]);
     inject(
@@ -171,14 +175,15 @@ fn deferral_then_retry_on_sigalrm() {
     assert_eq!(maildir_new(&joe).len(), 1);
 }
 
-/// The crash test: qmail-send and its daemons killed -9 while 2,000
-/// messages are being delivered, then restarted: every message delivered at
-/// least once and none half-written.
+/// qmail-send and its daemons killed -9 while messages are being delivered,
+/// then restarted: every message delivered at least once and none
+/// half-written. crash.rs does the same at the size (2,000
+/// messages, the whole process group killed).
 #[test]
 fn crash_of_qmail_send_loses_nothing() {
     let h = Home::new("crash");
     let joe = add_joe(&h);
-    let n = 2000;
+    let n = 300;
     // Four injectors at once: the queue is built for concurrent writers.
     std::thread::scope(|scope| {
         for t in 0..4 {
@@ -199,7 +204,7 @@ fn crash_of_qmail_send_loses_nothing() {
     let mut s = Stack::start(&h, &[]);
     assert!(wait_until(Duration::from_secs(120), || maildir_new(&joe)
         .len()
-        > 100));
+        > 5));
     s.crash();
     let before = maildir_new(&joe).len();
     assert!(before < n, "the crash came after every delivery");
