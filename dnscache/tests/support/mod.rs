@@ -4,71 +4,21 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-/// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("dnscache-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A port free on `ip` for both UDP and TCP right now.
-pub fn free_port(ip: &str) -> u16 {
-    for _ in 0..100 {
-        let u = UdpSocket::bind((ip, 0)).unwrap();
-        let port = u.local_addr().unwrap().port();
-        if TcpListener::bind((ip, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port on {ip}");
-}
+pub use testkit::{free_port, is_root, TempDir};
 
 /// Whether a program is on PATH.
 pub fn have(prog: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
-        .unwrap_or(false)
-        || Path::new(prog).is_file()
-}
-
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    testkit::have_program(prog)
 }
 
 /// Whether the process `pid` is gone or a zombie (PID 1 here may not reap).
 pub fn dead(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(s) => s
-            .rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().next())
-            .map(|st| st == "Z" || st == "X")
-            .unwrap_or(true),
-    }
+    !testkit::alive(pid)
 }
 
 /// An nsd serving `zones` on one address and port, killed on drop.
@@ -290,6 +240,8 @@ pub fn free_port53_address() -> Option<String> {
     if !is_root() {
         return None;
     }
+    // Addresses handed out in this process, so parallel tests differ.
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
     let base = std::process::id() % 200;
     for i in 0..200u32 {
         let n = SEQ.fetch_add(1, Ordering::SeqCst) as u32;
