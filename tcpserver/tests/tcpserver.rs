@@ -584,7 +584,11 @@ fn gid_then_uid_when_root() {
         "p.sh",
         "grep -E '^(Uid|Gid|Groups):' /proc/self/status",
     );
-    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        dir.0.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let s = start(
         &ours(),
         &[

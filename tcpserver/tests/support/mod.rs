@@ -21,28 +21,14 @@ pub fn have(path: &str) -> bool {
     Path::new(path).exists()
 }
 
-/// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
+/// A temporary directory removed on drop (testkit's), with a join helper.
+pub struct TempDir(pub testkit::TempDir);
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(
-            format!(
-                "tcpserver-test-{tag}-{}-{:?}",
-                std::process::id(),
-                Instant::now()
-            )
-            .replace([' ', '.'], "_"),
-        );
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        TempDir(testkit::TempDir::new(&format!("tcpserver-test-{tag}")))
     }
     pub fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -213,7 +199,7 @@ pub fn nsd(zones: &[(&str, &str)]) -> Option<Nsd> {
     }
     let dir = TempDir::new("nsd");
     let port = free_port();
-    let d = dir.0.display();
+    let d = dir.0.path().display();
     let mut conf = format!(
         "server:\n  ip-address: 127.0.0.1\n  port: {port}\n  username: \"\"\n  zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  chroot: \"\"\n  logfile: \"{d}/log\"\nremote-control:\n  control-enable: no\n"
     );
