@@ -139,19 +139,23 @@ impl Spawner for Local {
         mess: OwnedFd,
         out: OwnedFd,
         sender: &str,
-        recip: &str,
+        recips: &[String],
         at: usize,
     ) -> Option<Pid> {
         // Safe: the spawner is single-threaded.
         match unsafe { nix::unistd::fork() } {
-            Ok(ForkResult::Child) => self.child(mess, out, sender, recip, at),
+            Ok(ForkResult::Child) => self.child(mess, out, sender, &recips[0], at),
             Ok(ForkResult::Parent { child }) => Some(child),
             Err(_) => None,
         }
     }
 
-    fn report(&self, status: WaitStatus, output: &[u8]) -> Vec<u8> {
-        report(status, output)
+    fn groups(&self) -> bool {
+        false
+    }
+
+    fn report(&self, status: WaitStatus, output: &[u8], _: usize) -> Vec<Vec<u8>> {
+        vec![report(status, output)]
     }
 
     fn truncreport(&self) -> usize {

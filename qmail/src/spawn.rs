@@ -6,6 +6,14 @@
 //! file (after the child has died) writes back the delivery number, the
 //! report (`K`, `Z` or `D` and text) and \0 on fd 1. Its first byte out is
 //! how many deliveries it can run at once.
+//!
+//! Beyond qmail, one delivery may carry several recipients (qmail-send
+//! groups a message's remote recipients at one domain, so that qmail-remote
+//! gives them to the server over one connection): such a request leaves the
+//! recipient field empty and follows it with the recipients, each ending in
+//! \0, then an empty field. The reply is then one report per recipient, in
+//! the request's order, each with the delivery number. A single-recipient
+//! request and its reply are the original bytes.
 
 use common::Error;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -19,18 +27,21 @@ pub const AUTO_SPAWN: usize = 120;
 
 /// What differs between the local and the remote spawner.
 pub trait Spawner {
-    /// Fork the delivery program for `recip` (`at` is the index of its
-    /// last '@'), message on `mess`, output to `out`.
+    /// Fork the delivery program for `recips` (`at` is the index of the
+    /// first one's last '@'), message on `mess`, output to `out`.
     fn spawn(
         &self,
         mess: OwnedFd,
         out: OwnedFd,
         sender: &str,
-        recip: &str,
+        recips: &[String],
         at: usize,
     ) -> Option<Pid>;
-    /// The report for a finished delivery: K/Z/D and text.
-    fn report(&self, status: WaitStatus, output: &[u8]) -> Vec<u8>;
+    /// Whether one delivery may carry several recipients.
+    fn groups(&self) -> bool;
+    /// The reports for a finished delivery of `n` recipients: K/Z/D and
+    /// text, one per recipient.
+    fn report(&self, status: WaitStatus, output: &[u8], n: usize) -> Vec<Vec<u8>>;
     /// Cut the program's output beyond this many bytes (0: never).
     fn truncreport(&self) -> usize;
 }
@@ -42,14 +53,62 @@ struct Delivery {
     status: Option<WaitStatus>,
     fdout: Option<OwnedFd>,
     output: Vec<u8>,
+    recips: usize,
 }
 
-/// The request being read from qmail-send.
+/// The request being read from qmail-send: stage 0 wants the delivery
+/// number, 1 to 3 the fields, 4 the rest of a recipient list.
 #[derive(Default)]
 struct Request {
     stage: usize,
     delnum: usize,
     fields: [Vec<u8>; 3],
+    list: Vec<Vec<u8>>,
+    item: Vec<u8>,
+}
+
+impl Request {
+    /// Take one byte; true when it completed the request.
+    fn take(&mut self, ch: u8) -> bool {
+        match self.stage {
+            0 => {
+                *self = Request {
+                    delnum: usize::from(ch),
+                    stage: 1,
+                    ..Request::default()
+                };
+                false
+            }
+            1..=3 if ch != 0 => {
+                self.fields[self.stage - 1].push(ch);
+                false
+            }
+            3 if self.fields[2].is_empty() => {
+                self.stage = 4;
+                false
+            }
+            1..=3 => {
+                self.stage += 1;
+                if self.stage == 4 {
+                    self.list = vec![std::mem::take(&mut self.fields[2])];
+                    self.stage = 0;
+                }
+                self.stage == 0
+            }
+            _ if ch != 0 => {
+                self.item.push(ch);
+                false
+            }
+            _ if self.item.is_empty() => {
+                self.stage = 0;
+                true
+            }
+            _ => {
+                self.list.push(std::mem::take(&mut self.item));
+                false
+            }
+        }
+    }
 }
 
 /// The spawner's loop state.
@@ -112,9 +171,16 @@ impl<S: Spawner> Spawn<'_, S> {
         }
     }
 
-    fn err(&mut self, delnum: usize, text: &str) {
+    /// The same report for each of a request's `n` recipients.
+    fn err(&mut self, delnum: usize, n: usize, text: &str) {
+        for _ in 0..n.max(1) {
+            self.report(delnum, text.as_bytes());
+        }
+    }
+
+    fn report(&mut self, delnum: usize, text: &[u8]) {
         let mut b = vec![delnum as u8];
-        b.extend_from_slice(text.as_bytes());
+        b.extend_from_slice(text);
         b.push(0);
         self.out(&b);
     }
@@ -181,10 +247,9 @@ impl<S: Spawner> Spawn<'_, S> {
                 let status = d
                     .status
                     .unwrap_or(WaitStatus::Exited(Pid::from_raw(0), 111));
-                let mut b = vec![i as u8];
-                b.extend(self.sp.report(status, &d.output));
-                b.push(0);
-                self.out(&b);
+                for r in self.sp.report(status, &d.output, d.recips) {
+                    self.report(i, &r);
+                }
             }
             Ok(n) => {
                 d.output.extend_from_slice(&buf[..n]);
@@ -212,20 +277,7 @@ impl<S: Spawner> Spawn<'_, S> {
             return;
         }
         for &ch in &buf[..n as usize] {
-            let r = &mut self.req;
-            if r.stage == 0 {
-                r.delnum = usize::from(ch);
-                r.fields = Default::default();
-                r.stage = 1;
-                continue;
-            }
-            if ch != 0 {
-                r.fields[r.stage - 1].push(ch);
-                continue;
-            }
-            r.stage += 1;
-            if r.stage == 4 {
-                r.stage = 0;
+            if self.req.take(ch) {
                 let req = std::mem::take(&mut self.req);
                 self.docmd(req);
             }
@@ -234,34 +286,43 @@ impl<S: Spawner> Spawn<'_, S> {
 
     fn docmd(&mut self, req: Request) {
         let i = req.delnum;
+        let n = req.list.len();
         if i >= AUTO_SPAWN {
-            return self.err(i, "ZInternal error: delnum too big. (#4.3.5)\n");
+            return self.err(i, n, "ZInternal error: delnum too big. (#4.3.5)\n");
         }
         if self.d[i].is_some() {
-            return self.err(i, "ZInternal error: delnum in use. (#4.3.5)\n");
+            return self.err(i, n, "ZInternal error: delnum in use. (#4.3.5)\n");
         }
-        let [messid, sender, recip] = req.fields;
+        if n != 1 && !self.sp.groups() {
+            let text = "ZInternal error: several recipients for one delivery. (#4.3.5)\n";
+            return self.err(i, n, text);
+        }
+        let [messid, sender, _] = req.fields;
         if let Err(text) = check_messid(&messid) {
-            return self.err(i, text);
+            return self.err(i, n, text);
         }
-        let recip = String::from_utf8_lossy(&recip).into_owned();
+        let recips: Vec<String> = req
+            .list
+            .iter()
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect();
         let sender = String::from_utf8_lossy(&sender).into_owned();
-        let Some(at) = recip.rfind('@') else {
-            return self.err(i, "DSorry, address must include host name. (#5.1.3)\n");
+        let Some(at) = recips.first().and_then(|r| r.rfind('@')) else {
+            return self.err(i, n, "DSorry, address must include host name. (#5.1.3)\n");
         };
         let messname = String::from_utf8_lossy(&messid).into_owned();
         let mess = match open_message(&messname) {
             Ok(f) => f,
-            Err(text) => return self.err(i, text),
+            Err(text) => return self.err(i, n, text),
         };
         let Ok((r, w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
-            return self.err(i, "Zqmail-spawn unable to create pipe. (#4.3.0)\n");
+            return self.err(i, n, "Zqmail-spawn unable to create pipe. (#4.3.0)\n");
         };
         let Ok(w2) = w.try_clone() else {
-            return self.err(i, "Zqmail-spawn unable to create pipe. (#4.3.0)\n");
+            return self.err(i, n, "Zqmail-spawn unable to create pipe. (#4.3.0)\n");
         };
-        let Some(pid) = self.sp.spawn(mess, w2, &sender, &recip, at) else {
-            return self.err(i, "Zqmail-spawn unable to fork. (#4.3.0)\n");
+        let Some(pid) = self.sp.spawn(mess, w2, &sender, &recips, at) else {
+            return self.err(i, n, "Zqmail-spawn unable to fork. (#4.3.0)\n");
         };
         self.d[i] = Some(Delivery {
             fdin: std::fs::File::from(r),
@@ -269,6 +330,7 @@ impl<S: Spawner> Spawn<'_, S> {
             status: None,
             fdout: Some(w),
             output: Vec::new(),
+            recips: n,
         });
     }
 }
@@ -349,4 +411,34 @@ pub fn temp_errno(e: nix::errno::Errno) -> bool {
             | ESTALE
             | EBUSY
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Request;
+
+    fn parse(bytes: &[u8]) -> Vec<(usize, Vec<Vec<u8>>)> {
+        let mut r = Request::default();
+        let mut done = Vec::new();
+        for &b in bytes {
+            if r.take(b) {
+                let req = std::mem::take(&mut r);
+                done.push((req.delnum, req.list));
+            }
+        }
+        done
+    }
+
+    #[test]
+    fn single_and_listed_requests() {
+        let mut bytes = b"\x0512/34\0a@b\0c@d\0".to_vec();
+        bytes.extend(b"\x0012/34\0\0\0e@f\0g@f\0\0");
+        bytes.extend(b"\x01x\0\0h@i\0");
+        let got = parse(&bytes);
+        let v = |s: &[&str]| s.iter().map(|x| x.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert_eq!(
+            got,
+            [(5, v(&["c@d"])), (0, v(&["e@f", "g@f"])), (1, v(&["h@i"]))]
+        );
+    }
 }

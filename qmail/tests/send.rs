@@ -375,22 +375,32 @@ fn unreadable_controls_stop_qmail_send_from_starting() {
     );
 }
 
-/// A minimal SMTP sink on loopback: accepts every message, keeps the DATA.
-fn smtp_sink() -> (u16, std::sync::mpsc::Receiver<String>) {
+/// What the sink saw of one accepted message: the MAIL and RCPT commands
+/// of its transaction, the connection's number, and the DATA.
+struct Received {
+    conn: usize,
+    envelope: Vec<String>,
+    data: String,
+}
+
+/// A minimal SMTP sink on loopback offering PIPELINING: accepts every
+/// message, refuses recipients whose address holds "nobody" with a 550.
+fn smtp_sink() -> (u16, std::sync::mpsc::Receiver<Received>) {
     smtp_sink_on(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
 }
 
-fn smtp_sink_on(l: std::net::TcpListener) -> (u16, std::sync::mpsc::Receiver<String>) {
+fn smtp_sink_on(l: std::net::TcpListener) -> (u16, std::sync::mpsc::Receiver<Received>) {
     use std::io::{BufRead, BufReader, Write};
     let port = l.local_addr().unwrap().port();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut w) = conn else { return };
+        for (conn, w) in l.incoming().enumerate() {
+            let Ok(mut w) = w else { return };
             w.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
             let mut r = BufReader::new(w.try_clone().unwrap());
             let _ = w.write_all(b"220 sink ESMTP\r\n");
             let mut line = String::new();
+            let mut envelope = Vec::new();
             while r.read_line(&mut line).unwrap_or(0) > 0 {
                 let cmd = line.to_ascii_uppercase();
                 let reply: &[u8] = if cmd.starts_with("DATA") {
@@ -401,14 +411,25 @@ fn smtp_sink_on(l: std::net::TcpListener) -> (u16, std::sync::mpsc::Receiver<Str
                         data.push_str(&l2);
                         l2.clear();
                     }
-                    let _ = tx.send(data);
+                    let envelope = std::mem::take(&mut envelope);
+                    let _ = tx.send(Received {
+                        conn,
+                        envelope,
+                        data,
+                    });
                     b"250 ok\r\n"
                 } else if cmd.starts_with("QUIT") {
                     let _ = w.write_all(b"221 bye\r\n");
                     break;
                 } else if cmd.starts_with("EHLO") {
-                    b"250-sink\r\n250 8BITMIME\r\n"
+                    b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+                } else if cmd.starts_with("RCPT") && cmd.contains("NOBODY") {
+                    envelope.push(line.trim_end().to_string());
+                    b"550 no such user\r\n"
                 } else {
+                    if cmd.starts_with("MAIL") || cmd.starts_with("RCPT") {
+                        envelope.push(line.trim_end().to_string());
+                    }
                     b"250 ok\r\n"
                 };
                 let _ = w.write_all(reply);
@@ -444,11 +465,87 @@ fn remote_delivery_through_smtproutes_with_qmail_remote() {
         log.contains(": success: 127.0.0.1_accepted_message./"),
         "{log}"
     );
-    let data = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let data = rx.recv_timeout(Duration::from_secs(30)).unwrap().data;
     assert!(
         data.contains("Subject: out\r\n\r\nline\r\n..dot\r\n"),
         "{data}"
     );
+}
+
+#[test]
+fn remote_recipients_at_one_domain_share_one_connection() {
+    if !bin("qmail-remote").exists() {
+        eprintln!("skipping remote_recipients_at_one_domain_share_one_connection: no qmail-remote");
+        return;
+    }
+    let h = Home::new("group");
+    let joe = add_joe(&h);
+    let (port, rx) = smtp_sink();
+    h.control(
+        "smtproutes",
+        &format!("far.net:127.0.0.1:{port}\nother.net:127.0.0.1:{port}\n"),
+    );
+    h.control("helohost", "example.org\n");
+    let s = Stack::start(&h, &[]);
+    inject(
+        &h,
+        "Subject: many\n\nx\n",
+        "joe@example.org",
+        &["a@far.net", "c@other.net", "b@FAR.net", "nobody@far.net"],
+    );
+    let log = s.wait_log("end msg ");
+    let mut got: Vec<Received> = (0..2)
+        .map(|_| rx.recv_timeout(Duration::from_secs(30)).unwrap())
+        .collect();
+    got.sort_by_key(|r| r.envelope.len());
+    assert_ne!(got[0].conn, got[1].conn);
+    assert_eq!(
+        got[0].envelope,
+        ["MAIL FROM:<joe@example.org>", "RCPT TO:<c@other.net>"]
+    );
+    assert_eq!(
+        got[1].envelope,
+        [
+            "MAIL FROM:<joe@example.org>",
+            "RCPT TO:<a@far.net>",
+            "RCPT TO:<b@FAR.net>",
+            "RCPT TO:<nobody@far.net>"
+        ]
+    );
+    // Each recipient keeps its own delivery number, report and log lines;
+    // the one refused bounces alone.
+    for (n, r) in ["a@far.net", "c@other.net", "b@FAR.net", "nobody@far.net"]
+        .iter()
+        .enumerate()
+    {
+        let line = log
+            .lines()
+            .find(|l| {
+                l.starts_with("starting delivery ") && l.ends_with(&format!(" to remote {r}"))
+            })
+            .unwrap_or_else(|| panic!("no delivery for {r}: {log}"));
+        let delid = line.split([' ', ':']).nth(2).unwrap().to_string();
+        let outcome = if n == 3 {
+            "failure: 127.0.0.1_does_not_like_recipient./Remote_host_said:_550_no_such_user/"
+        } else {
+            "success: 127.0.0.1_accepted_message./Remote_host_said:_250_ok/"
+        };
+        assert!(
+            log.contains(&format!("delivery {delid}: {outcome}\n")),
+            "{r}: {log}"
+        );
+    }
+    assert_eq!(
+        log.matches("status: local 0/10 remote 1/20\n").count(),
+        2,
+        "{log}"
+    );
+    assert!(wait_until(Duration::from_secs(30), || maildir_new(&joe)
+        .len()
+        == 1));
+    let bounce = &maildir_new(&joe)[0];
+    assert!(bounce.contains("<nobody@far.net>:\n"), "{bounce}");
+    assert!(!bounce.contains("<a@far.net>"), "{bounce}");
 }
 
 #[test]
@@ -481,5 +578,6 @@ fn remote_deferral_while_the_server_is_down_then_retry() {
     assert!(rx
         .recv_timeout(Duration::from_secs(30))
         .unwrap()
+        .data
         .contains("Subject: later\r\n"));
 }

@@ -3,6 +3,11 @@
 //! requests written to the spawners and the reports read back, marking
 //! recipients done, and the priority queues that decide when a message is
 //! tried again (the chan file's mtime holds its next retry time).
+//!
+//! Beyond qmail, a remote delivery carries all of a message's recipients at
+//! one domain (up to GROUP_MAX), so that qmail-remote hands them to the
+//! server over one connection; each recipient still has its own delivery
+//! number, log lines, report and done mark.
 
 use super::*;
 use crate::queue;
@@ -19,19 +24,60 @@ struct Job {
     flagdying: bool,
 }
 
-struct Del {
-    j: usize,
+/// The most recipients one remote delivery carries (Postfix's default
+/// smtp_destination_recipient_limit; every server takes at least 100).
+const GROUP_MAX: usize = 50;
+
+/// One recipient of a delivery: its number in the log, where its record
+/// is in the chan file, and the address.
+struct Recip {
     delid: u64,
     mpos: u64,
-    recip: String,
+    addr: String,
 }
 
-/// Reading one chan file: its records and where we are.
+/// One delivery: a spawner slot working for job `j` on `recips`, of which
+/// the first `reported` have had their report.
+struct Del {
+    j: usize,
+    recips: Vec<Recip>,
+    reported: usize,
+}
+
+/// Reading one chan file: its records, where we are, and the records
+/// further on that an earlier delivery already carries.
 struct Pass {
     id: u64,
     j: usize,
     data: Vec<u8>,
     pos: usize,
+    taken: std::collections::HashSet<usize>,
+}
+
+impl Pass {
+    /// Take the not yet started recipients after the current position that
+    /// can share a delivery with `first`: same domain, same envelope sender.
+    fn companions(&mut self, first: &str, sender: &str) -> Vec<(u64, String)> {
+        let domain = |r: &str| r.rfind('@').map(|at| r[at + 1..].to_ascii_lowercase());
+        let (want, envelope) = (domain(first), sender_for(sender, first));
+        let mut found = Vec::new();
+        let mut pos = self.pos;
+        while found.len() + 1 < GROUP_MAX {
+            let Some(end) = self.data[pos..].iter().position(|&b| b == 0) else {
+                break;
+            };
+            let rec = &self.data[pos..pos + end];
+            if rec.first() == Some(&b'T') && !self.taken.contains(&pos) {
+                let r = String::from_utf8_lossy(&rec[1..]);
+                if want.is_some() && domain(&r) == want && sender_for(sender, &r) == envelope {
+                    self.taken.insert(pos);
+                    found.push((pos as u64, r.into_owned()));
+                }
+            }
+            pos += end + 1;
+        }
+        found
+    }
 }
 
 pub struct Deliveries {
@@ -145,38 +191,48 @@ impl Send {
         }
     }
 
-    /// Hand recipient `recip` of job `j` to the channel's spawner.
-    fn del_start(&mut self, j: usize, mpos: u64, recip: &str) {
+    /// Hand recipients `recips` (chan file position, address) of job `j`,
+    /// all at one domain, to the channel's spawner as one delivery.
+    fn del_start(&mut self, j: usize, recips: Vec<(u64, String)>) {
         let job = self.d.jobs[j].as_mut().expect("open job");
         let c = job.channel;
         let Some(i) = self.d.dels[c].iter().position(Option::is_none) else {
             return;
         };
         job.refs += 1;
-        let delid = self.d.masterdelid;
-        self.d.masterdelid += 1;
         let (id, sender) = (job.id, job.sender.clone());
-        self.d.dels[c][i] = Some(Del {
-            j,
-            delid,
-            mpos,
-            recip: recip.to_string(),
-        });
-        self.d.used[c] += 1;
         let mut buf = vec![i as u8];
         buf.extend_from_slice(queue::name("", id, true).trim_start_matches('/').as_bytes());
         buf.push(0);
-        buf.extend_from_slice(sender_for(&sender, recip).as_bytes());
+        buf.extend_from_slice(sender_for(&sender, &recips[0].1).as_bytes());
         buf.push(0);
-        buf.extend_from_slice(recip.as_bytes());
-        buf.push(0);
+        if recips.len() > 1 {
+            buf.push(0);
+        }
+        let mut del = Del {
+            j,
+            recips: Vec::with_capacity(recips.len()),
+            reported: 0,
+        };
+        for (mpos, addr) in recips {
+            let delid = self.d.masterdelid;
+            self.d.masterdelid += 1;
+            log(&format!(
+                "starting delivery {delid}: msg {id}{}{}\n",
+                TOCHAN[c],
+                safe(addr.as_bytes())
+            ));
+            buf.extend_from_slice(addr.as_bytes());
+            buf.push(0);
+            del.recips.push(Recip { delid, mpos, addr });
+        }
+        if del.recips.len() > 1 {
+            buf.push(0);
+        }
+        self.d.dels[c][i] = Some(del);
+        self.d.used[c] += 1;
         self.d.comm[c] = buf;
         self.d.comm_pos[c] = 0;
-        log(&format!(
-            "starting delivery {delid}: msg {id}{}{}\n",
-            TOCHAN[c],
-            safe(recip.as_bytes())
-        ));
         self.del_status();
     }
 
@@ -235,19 +291,25 @@ impl Send {
         }
     }
 
-    /// One report: delivery number, K/Z/D, text, \0.
+    /// One report: delivery number, K/Z/D, text, \0. It is for the
+    /// delivery's next recipient; the last one frees the slot.
     fn del_report(&mut self, c: usize, mut line: Vec<u8>) {
         let delnum = usize::from(line[0]);
-        let Some(del) = self.d.dels[c].get_mut(delnum).and_then(Option::take) else {
+        let Some(d) = self.d.dels[c].get_mut(delnum).and_then(Option::as_mut) else {
             log("warning: internal error: delivery report out of range\n");
             return;
         };
+        let j = d.j;
+        let del = &d.recips[d.reported];
+        let (delid, mpos, recip) = (del.delid, del.mpos, del.addr.clone());
+        d.reported += 1;
+        let finished = d.reported == d.recips.len();
         line.pop();
         if line.len() < 2 {
             // No result letter: a spawner bug; treat like an unknown letter.
             line.push(b'?');
         }
-        let dying = self.d.jobs[del.j].as_ref().is_some_and(|j| j.flagdying);
+        let dying = self.d.jobs[j].as_ref().is_some_and(|j| j.flagdying);
         if line[1] == b'Z' && dying {
             line[1] = b'D';
             line.extend_from_slice(
@@ -255,29 +317,29 @@ impl Send {
             );
         }
         let text = safe(&line[2..]);
-        let id = self.d.jobs[del.j].as_ref().map_or(0, |j| j.id);
+        let id = self.d.jobs[j].as_ref().map_or(0, |j| j.id);
         match line[1] {
             b'K' => {
-                log(&format!("delivery {}: success: {text}\n", del.delid));
-                self.markdone(c, id, del.mpos);
-                self.job_mut(del.j).numtodo -= 1;
+                log(&format!("delivery {delid}: success: {text}\n"));
+                self.markdone(c, id, mpos);
+                self.job_mut(j).numtodo -= 1;
             }
-            b'Z' => log(&format!("delivery {}: deferral: {text}\n", del.delid)),
+            b'Z' => log(&format!("delivery {delid}: deferral: {text}\n")),
             b'D' => {
-                log(&format!("delivery {}: failure: {text}\n", del.delid));
+                log(&format!("delivery {delid}: failure: {text}\n"));
                 let report = String::from_utf8_lossy(&line[2..]).into_owned();
-                self.addbounce(id, &del.recip, &report);
-                self.markdone(c, id, del.mpos);
-                self.job_mut(del.j).numtodo -= 1;
+                self.addbounce(id, &recip, &report);
+                self.markdone(c, id, mpos);
+                self.job_mut(j).numtodo -= 1;
             }
-            _ => log(&format!(
-                "delivery {}: report mangled, will defer\n",
-                del.delid
-            )),
+            _ => log(&format!("delivery {}: report mangled, will defer\n", delid)),
         }
-        self.job_close(del.j);
-        self.d.used[c] -= 1;
-        self.del_status();
+        if finished {
+            self.d.dels[c][delnum] = None;
+            self.job_close(j);
+            self.d.used[c] -= 1;
+            self.del_status();
+        }
     }
 
     fn job_mut(&mut self, j: usize) -> &mut Job {
@@ -377,13 +439,19 @@ impl Send {
             return;
         };
         let rec = rest[..end].to_vec();
-        let (j, mpos) = (p.j, p.pos as u64);
+        let (j, mpos) = (p.j, p.pos);
         p.pos += end + 1;
         match rec.first() {
+            Some(b'T') if p.taken.contains(&mpos) => {}
             Some(b'T') => {
-                self.job_mut(j).numtodo += 1;
                 let recip = String::from_utf8_lossy(&rec[1..]).into_owned();
-                self.del_start(j, mpos, &recip);
+                let mut recips = vec![(mpos as u64, recip)];
+                if c == 1 {
+                    let sender = self.d.jobs[j].as_ref().expect("open job").sender.clone();
+                    recips.extend(p.companions(&recips[0].1, &sender));
+                }
+                self.job_mut(j).numtodo += recips.len();
+                self.del_start(j, recips);
             }
             Some(b'D') => {}
             _ => {
@@ -434,6 +502,7 @@ impl Send {
             j,
             data,
             pos: 0,
+            taken: Default::default(),
         });
         true
     }
