@@ -572,13 +572,10 @@ fn missing_program_and_resets_do_not_hurt_the_server() {
     assert_eq!(talk(v4(t.port), b""), b"ok\n");
 }
 
-#[test]
-fn gid_then_uid_when_root() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipping: needs root to change uid and gid");
-        return;
-    }
-    let dir = TempDir::new("privs");
+/// The ids a child of tcpserver run with `args` and `envs` has, as
+/// /proc/self/status words.
+fn ids_seen(tag: &str, args: &[&str], envs: &[(&str, &str)]) -> Vec<Vec<String>> {
+    let dir = TempDir::new(tag);
     let prog = script(
         &dir,
         "p.sh",
@@ -589,29 +586,110 @@ fn gid_then_uid_when_root() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let s = start(
-        &ours(),
-        &[
-            "-1",
-            "-HRl0",
-            "-u",
-            "65534",
-            "-g",
-            "65533",
-            "127.0.0.1",
-            "0",
-            prog.as_str(),
-        ],
-        &[],
-    );
+    let mut argv = vec!["-1", "-HRl0"];
+    argv.extend_from_slice(args);
+    argv.extend(["127.0.0.1", "0", prog.as_str()]);
+    let s = start(&ours(), &argv, envs);
     let out = String::from_utf8(talk(v4(s.port), b"")).unwrap();
-    let words: Vec<Vec<&str>> = out
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    assert_eq!(words[0], ["Uid:", "65534", "65534", "65534", "65534"]);
-    assert_eq!(words[1], ["Gid:", "65533", "65533", "65533", "65533"]);
-    assert_eq!(words[2], ["Groups:", "65533"]);
+    out.lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn gid_then_uid_when_root() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: needs root to change uid and gid");
+        return;
+    }
+    // -u and -g, then -U taking $UID and $GID as envuidgid leaves them.
+    let given = ids_seen("privs", &["-u", "65534", "-g", "65533"], &[]);
+    let from_env = ids_seen("privs-env", &["-U"], &[("UID", "65534"), ("GID", "65533")]);
+    for words in [given, from_env] {
+        assert_eq!(words[0], ["Uid:", "65534", "65534", "65534", "65534"]);
+        assert_eq!(words[1], ["Gid:", "65533", "65533", "65533", "65533"]);
+        assert_eq!(words[2], ["Groups:", "65533"]);
+    }
+}
+
+/// -I names the interface of a link-local address; a peer on it gets
+/// TCP6INTERFACE. Run in a network namespace of its own, where lo carries
+/// fe80::1, so the machine's interfaces are not touched.
+#[test]
+fn link_local_address_needs_its_interface() {
+    if !testkit::is_root()
+        || !["unshare", "ip", "python3"]
+            .iter()
+            .all(|p| testkit::have_program(p))
+    {
+        eprintln!("skipping: needs root, unshare, ip and python3 for a private network namespace");
+        return;
+    }
+    let dir = TempDir::new("iface");
+    let prog = env_script(&dir);
+    let port_file = dir.path("port");
+    let sh = format!(
+        r#"ip link set lo up && ip -6 addr add fe80::1/64 dev lo nodad || exit 1
+"$1" -1 -HRl0 -I lo fe80::1 0 {prog} > {port} &
+pid=$!
+trap 'kill $pid' EXIT
+i=0; while [ ! -s {port} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+python3 -c '
+import socket, sys
+s = socket.create_connection(("fe80::1%lo", int(sys.argv[1])), timeout=10)
+s.settimeout(10)
+b = b""
+while True:
+    d = s.recv(4096)
+    if not d: break
+    b += d
+sys.stdout.write(b.decode())
+' "$(cat {port})" || exit 1
+echo ---
+"$1" -1 -HRl0 fe80::1 0 true
+echo "exit $?"
+"#,
+        port = port_file.display()
+    );
+    let out = testkit::run_bounded(
+        std::process::Command::new("unshare")
+            .args(["-n", "sh", "-c", &sh, "sh"])
+            .arg(ours()),
+        Duration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (env, rest) = text
+        .split_once("---\n")
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let lport: u16 = std::fs::read_to_string(&port_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let got = normalise(env.as_bytes(), lport);
+    assert_eq!(
+        got,
+        [
+            "PROTO=TCP6",
+            "TCP6INTERFACE=lo",
+            "TCP6LOCALHOST=0",
+            "TCP6LOCALIP=fe80::1",
+            "TCP6LOCALPORT=L",
+            "TCP6REMOTEIP=fe80::1",
+            "TCP6REMOTEPORT=R",
+            "TCPLOCALHOST=0",
+            "TCPLOCALIP=fe80::1",
+            "TCPLOCALPORT=L",
+            "TCPREMOTEIP=fe80::1",
+            "TCPREMOTEPORT=R"
+        ]
+    );
+    // Without -I a link-local address cannot be bound.
+    assert_eq!(rest, "exit 111\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "tcpserver: fatal: unable to bind: invalid argument\n"
+    );
 }
 
 #[test]
