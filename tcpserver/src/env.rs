@@ -90,15 +90,36 @@ impl ChildEnv {
     /// The NULL-terminated `envp` array for execve/posix_spawn. Valid until
     /// the next call that changes this ChildEnv.
     pub fn envp(&mut self) -> *const *const c_char {
-        self.block.clear();
+        let (mut block, mut ptrs) = (
+            std::mem::take(&mut self.block),
+            std::mem::take(&mut self.ptrs),
+        );
+        self.build(&mut block, &mut ptrs);
+        (self.block, self.ptrs) = (block, ptrs);
+        self.ptrs.as_ptr()
+    }
+
+    /// The environment as it is now, in buffers of its own that stay valid
+    /// whatever happens to this ChildEnv afterwards.
+    pub fn snapshot(&self) -> EnvBlock {
+        let mut e = EnvBlock {
+            block: Vec::new(),
+            ptrs: Vec::new(),
+        };
+        self.build(&mut e.block, &mut e.ptrs);
+        e
+    }
+
+    fn build(&self, block: &mut Vec<u8>, ptrs: &mut Vec<*const c_char>) {
+        block.clear();
         let mut starts = Vec::with_capacity(self.used + self.base.len());
         for (n, v) in &self.vars[..self.used] {
             if let Some(v) = v {
-                starts.push(self.block.len());
-                self.block.extend_from_slice(n);
-                self.block.push(b'=');
-                self.block.extend_from_slice(v);
-                self.block.push(0);
+                starts.push(block.len());
+                block.extend_from_slice(n);
+                block.push(b'=');
+                block.extend_from_slice(v);
+                block.push(0);
             }
         }
         for e in &self.base {
@@ -106,21 +127,31 @@ impl ChildEnv {
             if self.vars[..self.used].iter().any(|(n, _)| n == name) || e.contains(&0) {
                 continue;
             }
-            starts.push(self.block.len());
-            self.block.extend_from_slice(e);
-            self.block.push(0);
+            starts.push(block.len());
+            block.extend_from_slice(e);
+            block.push(0);
         }
-        self.ptrs.clear();
-        let base = self.block.as_ptr() as *const c_char;
+        ptrs.clear();
+        let base = block.as_ptr() as *const c_char;
         // SAFETY: every start is an offset inside block.
-        self.ptrs
-            .extend(starts.iter().map(|&s| unsafe { base.add(s) }));
-        self.ptrs.push(std::ptr::null());
+        ptrs.extend(starts.iter().map(|&s| unsafe { base.add(s) }));
+        ptrs.push(std::ptr::null());
+    }
+}
+
+/// An environment built once: `NAME=value\0` strings and the pointers to
+/// them. Moving it keeps the pointers valid (they point into the heap).
+pub struct EnvBlock {
+    block: Vec<u8>,
+    ptrs: Vec<*const c_char>,
+}
+
+impl EnvBlock {
+    pub fn as_ptr(&self) -> *const *const c_char {
         self.ptrs.as_ptr()
     }
 }
 
-/// An argv array for exec: owned C strings and the pointers to them.
 pub struct Argv {
     _strings: Vec<CString>,
     ptrs: Vec<*const c_char>,

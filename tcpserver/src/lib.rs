@@ -3,6 +3,7 @@
 //! here; src/bin holds only the entry points.
 
 pub mod cdb;
+pub mod detach;
 pub mod env;
 pub mod net;
 pub mod rblsmtpd;

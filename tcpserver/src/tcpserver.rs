@@ -3,16 +3,19 @@
 //! environment; rules from a cdb, a limit on concurrent children, the
 //! original's -v log lines.
 //!
-//! One poll loop (signals through a self-pipe) owns the state and only
-//! accepts and forks; the child does the per-connection work (banner,
-//! lookups, rules) before exec, as the original does. Measured: on a 2-core
-//! machine this beats deciding in the parent and starting the program with
-//! posix_spawn, because the parent's loop never waits for an exec.
+//! One poll loop (signals through a self-pipe) owns the state. When a
+//! connection may need lookups (names, ident), which can take seconds, the
+//! loop forks and the child does the per-connection work (banner, lookups,
+//! rules) before exec, as the original does. Without lookups the loop does
+//! that work itself, which costs microseconds, and starts the child
+//! detached (detach.rs): no copy of our address space, and no wait for the
+//! exec, which on a 2-core machine kept a CPU idle under load.
 //!
 //! Opt-in beyond the original: MAXCONNIP / MAXCONNC / MAXLOAD / DIEMSG
 //! (as the widely shipped limits patch names them, set in the environment
 //! or by a rule) cap the connections per client address and per /24.
 
+use crate::detach::{self, Detached, Line, Then};
 use crate::env::{Argv, ChildEnv};
 use crate::net;
 use crate::rules;
@@ -159,23 +162,12 @@ pub fn run(args: &[OsString]) -> Result<()> {
 struct Child {
     pid: libc::pid_t,
     ip: IpAddr,
+    /// A detached child's data, which it may use until it execs.
+    _detached: Option<Box<Detached>>,
 }
-
-/// What a vfork-style child needs, passed through clone's argument.
-struct CloneCtx {
-    server: *mut Server,
-    fd: RawFd,
-    remote: SocketAddr,
-    peer: SocketAddr,
-}
-
-/// Stack for vfork-style children (reused: one child at a time uses it).
-const CHILD_STACK: usize = 256 * 1024;
 
 struct Server {
     cfg: Config,
-    child_stack: Vec<u8>,
-    vforked: bool,
     listener: OwnedFd,
     sig_r: OwnedFd,
     term: Arc<AtomicBool>,
@@ -215,8 +207,6 @@ fn serve(cfg: Config) -> Result<()> {
     let limit = cfg.limit;
     let mut s = Server {
         cfg,
-        child_stack: vec![0; CHILD_STACK],
-        vforked: false,
         listener,
         sig_r,
         term,
@@ -384,11 +374,18 @@ impl Server {
             SocketAddr::new(net::unmap(peer.ip()), peer.port())
         };
         self.status(self.children.len() + 1);
-        let pid = self.handle_in_child(fd.as_raw_fd(), remote, peer);
-        match pid {
-            Ok(pid) => self.children.push(Child {
+        let started = if self.lookups() {
+            self.fork_child(fd.as_raw_fd(), remote, peer)
+                .map(|pid| (pid, None))
+        } else {
+            self.detach_child(fd.as_raw_fd(), remote, peer)
+                .map(|(pid, d)| (pid, Some(d)))
+        };
+        match started {
+            Ok((pid, detached)) => self.children.push(Child {
                 pid,
                 ip: remote.ip(),
+                _detached: detached,
             }),
             Err(e) => {
                 if self.cfg.verbosity >= 1 {
@@ -399,20 +396,14 @@ impl Server {
         }
     }
 
-    /// A new process does everything the original's child does. With
-    /// lookups (which may take seconds) it is a fork, as in the original;
-    /// without, it is a vfork-style clone that shares our memory until it
-    /// execs, which spares copying and tearing down an address space per
-    /// connection.
-    fn handle_in_child(
+    /// With lookups (which may take seconds) a forked child does
+    /// everything the original's child does.
+    fn fork_child(
         &mut self,
         fd: RawFd,
         remote: SocketAddr,
         peer: SocketAddr,
     ) -> std::result::Result<libc::pid_t, Errno> {
-        if !self.lookups() {
-            return self.clone_vfork(fd, remote, peer);
-        }
         // SAFETY: the program is single-threaded; the child only runs our
         // code and then execs or exits.
         match unsafe { libc::fork() } {
@@ -422,48 +413,57 @@ impl Server {
         }
     }
 
-    /// clone(CLONE_VM | CLONE_VFORK) on a stack of its own: we are suspended
-    /// until the child has exec'd or exited. The child frees everything it
-    /// allocated before either, so our heap keeps no trace of it.
-    fn clone_vfork(
+    /// Without lookups we examine the connection ourselves and a detached
+    /// child writes the -v lines and execs (or exits, when denied).
+    fn detach_child(
         &mut self,
         fd: RawFd,
         remote: SocketAddr,
         peer: SocketAddr,
-    ) -> std::result::Result<libc::pid_t, Errno> {
-        let mut stack = std::mem::take(&mut self.child_stack);
-        let top = stack.as_mut_ptr_range().end as usize & !15;
-        let mut ctx = CloneCtx {
-            server: self as *mut Server,
-            fd,
-            remote,
-            peer,
-        };
-        extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
-            // SAFETY: arg is the CloneCtx below, alive while we are
-            // suspended in clone; its Server is not touched by the parent
-            // until the child has exec'd or exited.
-            let ctx = unsafe { &mut *(arg as *mut CloneCtx) };
-            let server = unsafe { &mut *ctx.server };
-            server.vforked = true;
-            server.child(ctx.fd, ctx.remote, ctx.peer)
+    ) -> std::result::Result<(libc::pid_t, Box<Detached>), Errno> {
+        let (seen, verdict) = self.examine(fd, remote, peer, false);
+        let mut lines = Vec::new();
+        if self.cfg.verbosity >= 2 {
+            lines.push(Line {
+                head: b"tcpserver: pid ".to_vec(),
+                pid: true,
+                tail: format!(" from {}\n", remote.ip()).into_bytes(),
+            });
         }
-        // SAFETY: the stack is ours and large enough; ctx outlives the call
-        // because CLONE_VFORK returns only after the child stops using it.
-        let pid = unsafe {
-            libc::clone(
-                entry,
-                top as *mut libc::c_void,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                &mut ctx as *mut CloneCtx as *mut libc::c_void,
-            )
+        let then = match verdict {
+            Verdict::Drop(why) => {
+                if self.cfg.verbosity >= 1 {
+                    lines.push(Line {
+                        head: format!("{DROP}{why}\n").into_bytes(),
+                        pid: false,
+                        tail: Vec::new(),
+                    });
+                }
+                Then::Exit(111)
+            }
+            Verdict::Deny(tag) => {
+                lines.extend(self.verdict_line(&seen, &Verdict::Deny(tag)));
+                if tag.is_some() {
+                    self.refuse_for_limit(fd, false);
+                }
+                Then::Exit(100)
+            }
+            Verdict::Allow => {
+                lines.extend(self.verdict_line(&seen, &Verdict::Allow));
+                let fail = (self.cfg.verbosity >= 1).then(|| {
+                    let prog = self.cfg.argv[0].to_string_lossy();
+                    format!("{DROP}unable to run {prog}: ").into_bytes()
+                });
+                Then::Exec {
+                    fd,
+                    prog: self.argv.prog(),
+                    argv: self.argv.as_ptr(),
+                    env: self.env.snapshot(),
+                    fail,
+                }
+            }
         };
-        self.vforked = false;
-        self.child_stack = stack;
-        if pid == -1 {
-            return Err(Errno::last());
-        }
-        Ok(pid)
+        detach::spawn(lines, then).map_err(Errno)
     }
 
     /// The child's part: log, examine, then exec or exit.
@@ -477,9 +477,7 @@ impl Server {
         self.finish_child(fd, seen, verdict)
     }
 
-    /// In a child: report the verdict, then exec the program or exit.
-    /// Everything allocated here is freed before exec or exit: after a
-    /// vfork-style clone our memory is the parent's.
+    /// In a forked child: report the verdict, then exec the program or exit.
     fn finish_child(&mut self, fd: RawFd, seen: Seen, verdict: Verdict) -> ! {
         let pid = self.own_pid();
         match verdict {
@@ -494,7 +492,7 @@ impl Server {
                 self.log_verdict(pid, &seen, &Verdict::Deny(tag));
                 drop(seen);
                 if tag.is_some() {
-                    self.refuse_for_limit(fd);
+                    self.refuse_for_limit(fd, true);
                 }
                 exit(100)
             }
@@ -515,18 +513,18 @@ impl Server {
         }
     }
 
-    /// The limits patch: DIEMSG and CRLF to the client, or a pause.
-    fn refuse_for_limit(&self, fd: RawFd) {
+    /// The limits patch: DIEMSG and CRLF to the client, or a pause (in a
+    /// forked child; the accept loop itself must not pause, so without a
+    /// child of our own the connection is closed at once).
+    fn refuse_for_limit(&self, fd: RawFd, may_pause: bool) {
         match self.env.get(b"DIEMSG") {
             Some(msg) => {
                 let mut m = msg.to_vec();
                 m.extend_from_slice(b"\r\n");
                 write_fd(fd, &m);
             }
-            // The patch pauses a second; a child sharing our memory must not
-            // keep the parent suspended that long, so it closes at once.
-            None if self.vforked => {}
-            None => std::thread::sleep(Duration::from_secs(1)),
+            None if may_pause => std::thread::sleep(Duration::from_secs(1)),
+            None => {}
         }
     }
 
@@ -756,27 +754,40 @@ impl Server {
 
     /// `tcpserver: ok|deny PID lhost:lip:lport rhost:rip:info:rport`
     fn log_verdict(&mut self, pid: libc::pid_t, seen: &Seen, v: &Verdict) {
-        if self.cfg.verbosity < 2 {
-            return;
+        if let Some(l) = self.verdict_line(seen, v) {
+            self.line.clear();
+            self.line.extend_from_slice(&l.head);
+            let _ = write!(self.line, "{pid}");
+            self.line.extend_from_slice(&l.tail);
+            write_stderr(&self.line);
         }
-        let l = &mut self.line;
-        l.clear();
-        l.extend_from_slice(match v {
-            Verdict::Allow => b"tcpserver: ok ",
-            _ => b"tcpserver: deny ",
-        });
-        let _ = write!(l, "{pid} ");
-        safe(l, seen.local_host.as_deref());
+    }
+
+    /// The verdict's -v line, the pid left out (None below -v).
+    fn verdict_line(&self, seen: &Seen, v: &Verdict) -> Option<Line> {
+        if self.cfg.verbosity < 2 {
+            return None;
+        }
+        let head = match v {
+            Verdict::Allow => b"tcpserver: ok ".to_vec(),
+            _ => b"tcpserver: deny ".to_vec(),
+        };
+        let mut l = vec![b' '];
+        safe(&mut l, seen.local_host.as_deref());
         let _ = write!(l, ":{}:{} ", seen.local_ip, seen.local_port);
-        safe(l, seen.remote_host.as_deref());
+        safe(&mut l, seen.remote_host.as_deref());
         let _ = write!(l, ":{}:", seen.remote_ip);
-        safe(l, seen.info.as_deref());
+        safe(&mut l, seen.info.as_deref());
         let _ = write!(l, ":{}", seen.remote_port);
         if let Verdict::Deny(Some(tag)) = v {
             let _ = write!(l, " {tag}");
         }
         l.push(b'\n');
-        write_stderr(l);
+        Some(Line {
+            head,
+            pid: true,
+            tail: l,
+        })
     }
 }
 
