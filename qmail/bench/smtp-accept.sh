@@ -34,7 +34,7 @@ MODE=accept "$here/postfix-instance.sh" "$work/pf" "$pfport" >/dev/null
 QMAILHOME=$work/qmail "$bin/qmail-install" -p >/dev/null
 for f in me rcpthosts locals; do echo bench.local > "$work/qmail/control/$f"; done
 QMAILHOME=$work/qmail "$bin/tcpserver" -R -H -l bench.local -c 200 -b 100 \
-  127.0.0.1 "$qport" env QMAILHOME="$work/qmail" "$bin/qmail-smtpd" &
+  127.0.0.1 "$qport" "$bin/qmail-smtpd" &
 tcppid=$!
 sleep 1
 
