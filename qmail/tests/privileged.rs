@@ -41,11 +41,12 @@ fn suid_tempdir(tag: &str) -> TempDir {
         return t;
     }
     drop(t);
-    let base = PathBuf::from("/var/tmp").join(format!("qeng-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    std::fs::create_dir_all(&base).unwrap();
-    assert!(!nosuid(&base), "no filesystem without nosuid for the test");
-    TempDir(base)
+    let t = TempDir::new_in(Path::new("/var/tmp"), &format!("qeng-{tag}"));
+    assert!(
+        !nosuid(t.path()),
+        "no filesystem without nosuid for the test"
+    );
+    t
 }
 
 fn nosuid(p: &Path) -> bool {

@@ -1,5 +1,6 @@
 //! Test helpers of the queue side: a private QMAILHOME made by our
-//! installer, a guard that kills child processes by pid, bounded waits.
+//! installer, a guard that kills child processes by pid, bounded waits
+//! (temporary directories, liveness and polling come from testkit).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -9,27 +10,7 @@ use std::time::{Duration, Instant};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("qeng-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use testkit::{alive, wait_until, TempDir};
 
 /// Kills its child by pid when dropped.
 pub struct Guard(pub Child);
@@ -60,7 +41,7 @@ pub struct Home {
 
 impl Home {
     pub fn new(tag: &str) -> Home {
-        let dir = TempDir::new(tag);
+        let dir = TempDir::new(&format!("qeng-{tag}"));
         let home = dir.path().join("qmail");
         let st = Command::new(bin("qmail-install"))
             .arg("-p")
@@ -166,29 +147,6 @@ pub fn wait_output(child: Child, limit: Duration) -> Output {
     let out = child.wait_with_output().unwrap();
     let _ = killer.join();
     out
-}
-
-/// Whether `pid` is a live (non-zombie) process.
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => {
-            let state = s.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z') && !state.starts_with('X')
-        }
-        Err(_) => false,
-    }
-}
-
-/// Poll `f` until it is true or `limit` passes.
-pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
 }
 
 /// A user of the private home: users/assign maps `joe` and `joe-*` to the

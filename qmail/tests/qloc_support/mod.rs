@@ -1,5 +1,5 @@
 //! Test support for the local-delivery tests (qloc): private temp
-//! directories, running a binary with a deadline and killing it by pid on
+//! directories (on testkit's), running a binary with a deadline and killing it by pid on
 //! drop, and a recording stand-in for qmail-queue.
 
 #![allow(dead_code)]
@@ -12,22 +12,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A directory removed on drop.
-pub struct TempDir(pub PathBuf);
+/// A directory removed on drop (testkit's), readable by other users.
+pub struct TempDir(testkit::TempDir);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("qloc-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-        TempDir(p)
+        let t = testkit::TempDir::new(&format!("qloc-{tag}"));
+        fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        TempDir(t)
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
     /// Write `name` (relative) with `text` and mode 0644.
@@ -48,12 +44,6 @@ impl TempDir {
             fs::create_dir_all(p.join(sub)).unwrap();
         }
         p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 

@@ -1,16 +1,14 @@
 //! Helpers for the network servers' tests: a private QMAILHOME made by
 //! qmail-install -p, sessions run with a deadline, the queue's contents
-//! read back, and tcpserver in front of a server on a loopback port.
+//! read back, and tcpserver in front of a server on a loopback port
+//! (temporary directories, free ports and program checks from testkit).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub fn bindir() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_qmail-smtpd"))
@@ -48,21 +46,20 @@ pub fn wait_deadline(child: &mut Child, secs: u64) -> Option<std::process::ExitS
 /// A private QMAILHOME in a temporary directory, removed on drop.
 pub struct Home {
     pub tmp: PathBuf,
+    _dir: testkit::TempDir,
 }
 
 impl Home {
     pub fn new(tag: &str) -> Home {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let tmp = std::env::temp_dir().join(format!("smtpd-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).unwrap();
+        let dir = testkit::TempDir::new(&format!("smtpd-{tag}"));
+        let tmp = dir.path().to_path_buf();
         let st = Command::new(bin("qmail-install"))
             .arg("-p")
             .env("QMAILHOME", tmp.join("qmail"))
             .status()
             .unwrap();
         assert!(st.success(), "qmail-install -p failed");
-        let h = Home { tmp };
+        let h = Home { tmp, _dir: dir };
         h.control("me", "mx.example.org\n");
         h
     }
@@ -148,12 +145,6 @@ fn find_mess(mess: &Path, id: u64) -> Vec<u8> {
     panic!("no mess file for {id}");
 }
 
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.tmp);
-    }
-}
-
 /// Run `cmd` with `input` on stdin; returns its output and exit code.
 pub fn session(mut cmd: Command, input: &[u8]) -> (Vec<u8>, i32) {
     let child = cmd
@@ -201,11 +192,7 @@ pub fn tcpserver_dir() -> Option<PathBuf> {
 
 /// A free loopback port (bound and released; tcpserver binds it next).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    testkit::free_tcp_port()
 }
 
 /// tcpserver running `prog` on a loopback port, with optional rules cdb.
@@ -266,9 +253,5 @@ pub fn client(args: &[&str], input: &[u8]) -> (String, i32) {
 }
 
 pub fn have(prog: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {prog} >/dev/null")])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    testkit::have_program(prog)
 }
