@@ -562,8 +562,11 @@ impl Send {
             ));
             return fail(self);
         }
-        // Not synced, as in qmail: if a crash brings info/N back, the
-        // message is found done again and ends again, delivering nothing.
+        // Synced before qmail-clean removes mess/N: on a filesystem that
+        // keeps no order between directories, info/N could otherwise come
+        // back after a crash without its message, and with an unlinked
+        // bounce/N back too the bounce could never be built again.
+        let _ = queue::sync_dir(std::path::Path::new(&info));
         self.clean(&format!("foop/{id}"));
     }
 

@@ -163,9 +163,14 @@ impl Send {
                 return None;
             }
         };
+        // Leftovers of an attempt a crash cut short; their removal is
+        // synced with the new files, so none can come back stale.
+        let mut removed = Vec::new();
         for f in [queue::chan(0, id), queue::chan(1, id), queue::info(id)] {
-            if let Err(e) = std::fs::remove_file(&f) {
-                if e.kind() != std::io::ErrorKind::NotFound {
+            match std::fs::remove_file(&f) {
+                Ok(()) => removed.push(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(_) => {
                     log(&format!("warning: unable to unlink {f}\n"));
                     return None;
                 }
@@ -217,17 +222,18 @@ impl Send {
             files.push((f.clone(), write_chan(&f, &bufs[c])?));
             chans[c] = true;
         }
-        if !durable(&files) {
+        if !durable(&files, &removed) {
             return None;
         }
         Some(chans)
     }
 }
 
-/// The files written for todo/N and their directory entries reach the disk
-/// before todo/N may go. Writeback of every file starts first, so that a
-/// journaling filesystem commits them together at the first fsync.
-fn durable(files: &[(String, File)]) -> bool {
+/// The files written for todo/N, their directory entries and the removal
+/// of `removed` reach the disk before todo/N may go. Writeback of every
+/// file starts first, so that a journaling filesystem commits them together
+/// at the first fsync.
+fn durable(files: &[(String, File)], removed: &[String]) -> bool {
     for (_, file) in files {
         // SAFETY: a hint on our own descriptor; failure only costs speed.
         unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
@@ -238,7 +244,13 @@ fn durable(files: &[(String, File)]) -> bool {
             return false;
         }
     }
-    for (f, _) in files {
+    let mut synced: Vec<&Path> = Vec::new();
+    for f in files.iter().map(|(f, _)| f).chain(removed) {
+        let dir = Path::new(f).parent();
+        if synced.iter().any(|d| Some(*d) == dir) {
+            continue;
+        }
+        synced.extend(dir);
         if queue::sync_dir(Path::new(f)).is_err() {
             log(&format!("warning: trouble fsyncing {f}\n"));
             return false;
