@@ -4,14 +4,11 @@
 //! checkpassword script, and with the real checkpassword against a test
 //! account when running as root.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 fn bin(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_qmail-popup"))
@@ -20,38 +17,17 @@ fn bin(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Kills its child by pid when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_deadline(child: &mut Child, secs: u64) -> Option<std::process::ExitStatus> {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if let Ok(Some(st)) = child.try_wait() {
-            return Some(st);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
 /// A temporary directory with a Maildir and a fake checkpassword that
 /// accepts joe/secret (and execs its arguments), removed on drop.
 struct Dir {
     path: PathBuf,
+    _tmp: testkit::TempDir,
 }
 
 impl Dir {
     fn new(tag: &str) -> Dir {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let path = std::env::temp_dir().join(format!("pop3-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
+        let tmp = testkit::TempDir::new(&format!("pop3-{tag}"));
+        let path = tmp.path().to_path_buf();
         for sub in ["new", "cur", "tmp"] {
             std::fs::create_dir_all(path.join("Maildir").join(sub)).unwrap();
         }
@@ -65,7 +41,7 @@ impl Dir {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Dir { path }
+        Dir { path, _tmp: tmp }
     }
 
     fn maildir(&self) -> PathBuf {
@@ -103,41 +79,19 @@ impl Dir {
     }
 }
 
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
 /// Run argv with `input` on stdin; its stdout and exit code.
 fn session(argv: &[String], input: &[u8]) -> (String, i32) {
     // A QMAILHOME without control/servercert.pem: no STLS offered.
-    let child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .env("QMAILHOME", std::env::temp_dir().join("pop3-no-qmailhome"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut g = Guard(child);
-    let mut stdin = g.0.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let mut stdout = g.0.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
-        v
-    });
-    let st = wait_deadline(&mut g.0, 60).expect("session did not end in time");
-    let _ = writer.join();
-    let out = reader.join().unwrap();
+    let out = testkit::run_with_input(
+        Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("QMAILHOME", std::env::temp_dir().join("pop3-no-qmailhome")),
+        input,
+        Duration::from_secs(60),
+    );
     (
-        String::from_utf8_lossy(&out).into_owned(),
-        st.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code().unwrap_or(-1),
     )
 }
 
@@ -334,7 +288,7 @@ fn tcpserver() -> Option<PathBuf> {
 /// tcpserver on a loopback port running `argv`.
 struct Server {
     port: u16,
-    _guard: Guard,
+    _guard: testkit::Guard,
 }
 
 impl Server {
@@ -345,23 +299,22 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(tcpserver)
-            .args([
-                "-R",
-                "-H",
-                "-l",
-                "localhost",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
-            .args(argv)
-            .env("QMAILHOME", qmailhome)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let g = Guard(child);
+        let g = testkit::Guard::spawn(
+            Command::new(tcpserver)
+                .args([
+                    "-R",
+                    "-H",
+                    "-l",
+                    "localhost",
+                    "127.0.0.1",
+                    &port.to_string(),
+                ])
+                .args(argv)
+                .env("QMAILHOME", qmailhome)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         let end = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < end, "tcpserver did not listen");
@@ -372,11 +325,7 @@ impl Server {
 }
 
 fn have(prog: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {prog} >/dev/null")])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    testkit::have_program(prog)
 }
 
 /// Python's poplib: log in, list, fetch every message (printed as hex),
@@ -698,27 +647,18 @@ fn fetchmail(d: &Dir, port: u16, tls: Option<&Path>) {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let child = Command::new("fetchmail")
-        .arg("-f")
-        .arg(&rc)
-        .args(["--nosyslog", "-v"])
-        .env("FETCHMAILHOME", &d.path)
-        .env("HOME", &d.path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut g = Guard(child);
-    let mut log = String::new();
-    let mut so = g.0.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let _ = so.read_to_string(&mut log);
-        log
-    });
-    let st = wait_deadline(&mut g.0, 90).expect("fetchmail did not finish in time");
-    let log = reader.join().unwrap();
-    assert_eq!(st.code(), Some(0), "{log}");
+    let out = testkit::run_with_input(
+        Command::new("fetchmail")
+            .arg("-f")
+            .arg(&rc)
+            .args(["--nosyslog", "-v"])
+            .env("FETCHMAILHOME", &d.path)
+            .env("HOME", &d.path),
+        b"",
+        Duration::from_secs(90),
+    );
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{log}");
     if tls.is_some() {
         assert!(log.contains("POP3> STLS"), "{log}");
     }
@@ -792,21 +732,14 @@ fn plaintext_pipelined_after_stls_is_not_executed() {
     d.deliver("new", "1.1.host", MSG1, 10);
     let cert = make_cert(&d);
     let srv = Server::start(&ts, &d.chain(), &d.path);
-    let child = Command::new("python3")
-        .args(["-c", STLS_INJECT, &srv.port.to_string()])
-        .arg(&cert)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut g = Guard(child);
-    let mut so = g.0.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut v = String::new();
-        let _ = so.read_to_string(&mut v);
-        v
-    });
-    wait_deadline(&mut g.0, 60).expect("client did not finish in time");
-    let out = reader.join().unwrap();
+    let out = testkit::run_with_input(
+        Command::new("python3")
+            .args(["-c", STLS_INJECT, &srv.port.to_string()])
+            .arg(&cert),
+        b"",
+        Duration::from_secs(60),
+    );
+    let out = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out, "+OK\n+OK begin TLS negotiation\nhandshake failed\n");
     assert!(!d.path.join("timestamp").exists(), "checkpassword ran");
     assert_eq!(d.names("new"), ["1.1.host"]);
