@@ -430,26 +430,11 @@ impl Server {
                 tail: format!(" from {}\n", remote.ip()).into_bytes(),
             });
         }
-        let then = match verdict {
-            Verdict::Drop(why) => {
-                if self.cfg.verbosity >= 1 {
-                    lines.push(Line {
-                        head: format!("{DROP}{why}\n").into_bytes(),
-                        pid: false,
-                        tail: Vec::new(),
-                    });
-                }
-                Then::Exit(111)
-            }
-            Verdict::Deny(tag) => {
-                lines.extend(self.verdict_line(&seen, &Verdict::Deny(tag)));
-                if tag.is_some() {
-                    self.refuse_for_limit(fd, false);
-                }
-                Then::Exit(100)
-            }
-            Verdict::Allow => {
-                lines.extend(self.verdict_line(&seen, &Verdict::Allow));
+        let (more, code) = self.outcome(fd, &seen, verdict, false);
+        lines.extend(more);
+        let then = match code {
+            Some(code) => Then::Exit(code),
+            None => {
                 let fail = (self.cfg.verbosity >= 1).then(|| {
                     let prog = self.cfg.argv[0].to_string_lossy();
                     format!("{DROP}unable to run {prog}: ").into_bytes()
@@ -480,26 +465,51 @@ impl Server {
     /// In a forked child: report the verdict, then exec the program or exit.
     fn finish_child(&mut self, fd: RawFd, seen: Seen, verdict: Verdict) -> ! {
         let pid = self.own_pid();
+        let (lines, code) = self.outcome(fd, &seen, verdict, true);
+        for l in &lines {
+            self.line.clear();
+            self.line.extend_from_slice(&l.head);
+            if l.pid {
+                let _ = write!(self.line, "{pid}");
+            }
+            self.line.extend_from_slice(&l.tail);
+            write_stderr(&self.line);
+        }
+        match code {
+            Some(code) => exit(code),
+            None => self.exec(fd),
+        }
+    }
+
+    /// What a verdict means, for a forked or a detached child: the -v
+    /// lines to write (after the `pid ... from` line), and the exit code,
+    /// or None to run the program. A limit's DIEMSG goes to the client here.
+    fn outcome(
+        &self,
+        fd: RawFd,
+        seen: &Seen,
+        verdict: Verdict,
+        may_pause: bool,
+    ) -> (Vec<Line>, Option<i32>) {
         match verdict {
             Verdict::Drop(why) => {
-                if self.cfg.verbosity >= 1 {
-                    write_stderr(format!("{DROP}{why}\n").as_bytes());
-                }
-                drop((why, seen));
-                exit(111)
+                let lines = (self.cfg.verbosity >= 1).then(|| Line {
+                    head: format!("{DROP}{why}\n").into_bytes(),
+                    pid: false,
+                    tail: Vec::new(),
+                });
+                (lines.into_iter().collect(), Some(111))
             }
             Verdict::Deny(tag) => {
-                self.log_verdict(pid, &seen, &Verdict::Deny(tag));
-                drop(seen);
+                let lines = self.verdict_line(seen, &Verdict::Deny(tag));
                 if tag.is_some() {
-                    self.refuse_for_limit(fd, true);
+                    self.refuse_for_limit(fd, may_pause);
                 }
-                exit(100)
+                (lines.into_iter().collect(), Some(100))
             }
             Verdict::Allow => {
-                self.log_verdict(pid, &seen, &Verdict::Allow);
-                drop(seen);
-                self.exec(fd)
+                let lines = self.verdict_line(seen, &Verdict::Allow);
+                (lines.into_iter().collect(), None)
             }
         }
     }
@@ -752,18 +762,8 @@ impl Server {
         }
     }
 
-    /// `tcpserver: ok|deny PID lhost:lip:lport rhost:rip:info:rport`
-    fn log_verdict(&mut self, pid: libc::pid_t, seen: &Seen, v: &Verdict) {
-        if let Some(l) = self.verdict_line(seen, v) {
-            self.line.clear();
-            self.line.extend_from_slice(&l.head);
-            let _ = write!(self.line, "{pid}");
-            self.line.extend_from_slice(&l.tail);
-            write_stderr(&self.line);
-        }
-    }
-
-    /// The verdict's -v line, the pid left out (None below -v).
+    /// The verdict's -v line, `tcpserver: ok|deny PID lhost:lip:lport
+    /// rhost:rip:info:rport`, the pid left out (None below -v).
     fn verdict_line(&self, seen: &Seen, v: &Verdict) -> Option<Line> {
         if self.cfg.verbosity < 2 {
             return None;
