@@ -274,6 +274,42 @@ fn queuelifetime_turns_deferral_into_bounce() {
 }
 
 #[test]
+fn a_queue_of_waiting_messages_is_taken_in_batches_without_losing_order() {
+    // 100 messages queued while qmail-send is down: its todo thread takes
+    // them in batches, and each is still announced before its delivery.
+    let h = Home::new("batch");
+    let joe = add_joe(&h);
+    for i in 0..100 {
+        inject(
+            &h,
+            &format!("Subject: {i}\n\nx\n"),
+            "me@x.org",
+            &["joe@example.org"],
+        );
+    }
+    assert_eq!(h.queue_files("todo").len(), 100);
+    let s = Stack::start(&h, &[]);
+    assert!(wait_until(Duration::from_secs(60), || maildir_new(&joe)
+        .len()
+        == 100));
+    assert!(wait_until(Duration::from_secs(30), || s
+        .log_text()
+        .matches("end msg ")
+        .count()
+        == 100));
+    let log = s.log_text();
+    for line in log.lines().filter(|l| l.starts_with("new msg ")) {
+        let id = &line["new msg ".len()..];
+        let new = log.find(&format!("{line}\n")).unwrap();
+        let start = log.find(&format!(": msg {id} to local ")).unwrap();
+        let end = log.find(&format!("end msg {id}\n")).unwrap();
+        assert!(new < start && start < end, "msg {id} out of order:\n{log}");
+    }
+    assert_eq!(log.matches("new msg ").count(), 100);
+    assert!(h.queue_files("todo").is_empty() && h.queue_files("info").is_empty());
+}
+
+#[test]
 fn sighup_rereads_virtualdomains() {
     let h = Home::new("hup");
     let joe = add_joe(&h);

@@ -28,6 +28,14 @@ struct Job {
 /// smtp_destination_recipient_limit; every server takes at least 100).
 const GROUP_MAX: usize = 50;
 
+/// Requests waiting to be written to a spawner, in bytes, beyond which no
+/// delivery starts; several may wait, so one loop can start many.
+const COMM_MAX: usize = 4096;
+/// The most records one loop takes from a channel's pass.
+const PASS_STEPS: usize = 200;
+/// The most finished messages one loop hands to qmail-clean.
+const DONE_BATCH: usize = 64;
+
 /// One recipient of a delivery: its number in the log, where its record
 /// is in the chan file, and the address.
 struct Recip {
@@ -157,7 +165,9 @@ impl Send {
     }
 
     fn del_avail(&self, c: usize) -> bool {
-        self.spawn_alive[c] && self.d.comm[c].is_empty() && self.d.used[c] < self.d.concurrency[c]
+        self.spawn_alive[c]
+            && self.d.comm[c].len() < COMM_MAX
+            && self.d.used[c] < self.d.concurrency[c]
     }
 
     pub(super) fn comm_selprep(&self, fds: &mut Vec<libc::pollfd>) {
@@ -187,6 +197,7 @@ impl Send {
             self.d.comm_pos[c] += w as usize;
             if self.d.comm_pos[c] == self.d.comm[c].len() {
                 self.d.comm[c].clear();
+                self.d.comm_pos[c] = 0;
             }
         }
     }
@@ -231,8 +242,7 @@ impl Send {
         }
         self.d.dels[c][i] = Some(del);
         self.d.used[c] += 1;
-        self.d.comm[c] = buf;
-        self.d.comm_pos[c] = 0;
+        self.d.comm[c].extend_from_slice(&buf);
         self.del_status();
     }
 
@@ -419,15 +429,17 @@ impl Send {
         }
     }
 
-    fn pass_dochan(&mut self, c: usize) {
+    /// Take the next record of channel `c`'s pass, opening the next due
+    /// message when none is open; false when nothing more can be done now.
+    fn pass_dochan(&mut self, c: usize) -> bool {
         if self.exitasap {
-            return;
+            return false;
         }
         if self.d.pass[c].is_none() && !self.pass_open(c) {
-            return;
+            return false;
         }
         if !self.del_avail(c) {
-            return;
+            return false;
         }
         let p = self.d.pass[c].as_mut().expect("open pass");
         let rest = &p.data[p.pos..];
@@ -436,7 +448,7 @@ impl Send {
             self.d.pass[c] = None;
             self.job_mut(j).flaghiteof = true;
             self.job_close(j);
-            return;
+            return true;
         };
         let rec = rest[..end].to_vec();
         let (j, mpos) = (p.j, p.pos);
@@ -463,6 +475,7 @@ impl Send {
                 self.job_close(j);
             }
         }
+        true
     }
 
     /// Start a pass over the next due message of channel `c`.
@@ -507,9 +520,15 @@ impl Send {
         true
     }
 
+    /// Start what deliveries the channels have room for, take one failed
+    /// message back, and finish the messages that are done.
     pub(super) fn pass_do(&mut self) {
         for c in 0..2 {
-            self.pass_dochan(c);
+            for _ in 0..PASS_STEPS {
+                if !self.pass_dochan(c) {
+                    break;
+                }
+            }
         }
         if let Some((dt, id)) = pq_min(&self.pqfail) {
             if dt <= self.recent {
@@ -517,12 +536,16 @@ impl Send {
                 self.pqadd(id);
             }
         }
-        if let Some((dt, id)) = pq_min(&self.pqdone) {
-            if dt <= self.recent {
-                self.pqdone.pop();
-                self.messdone(id);
+        for _ in 0..DONE_BATCH {
+            match pq_min(&self.pqdone) {
+                Some((dt, id)) if dt <= self.recent => {
+                    self.pqdone.pop();
+                    self.messdone(id);
+                }
+                _ => break,
             }
         }
+        self.done_flush();
     }
 
     /// Every channel is finished: send the bounce, remove info, clean up.
@@ -562,12 +585,28 @@ impl Send {
             ));
             return fail(self);
         }
-        // Synced before qmail-clean removes mess/N: on a filesystem that
-        // keeps no order between directories, info/N could otherwise come
-        // back after a crash without its message, and with an unlinked
-        // bounce/N back too the bounce could never be built again.
-        let _ = queue::sync_dir(std::path::Path::new(&info));
-        self.clean(&format!("foop/{id}"));
+        self.done.push(id);
+    }
+
+    /// Let qmail-clean remove the messages messdone finished, after the
+    /// unlinks of their info/N are synced (each directory once). Synced
+    /// first: on a filesystem that keeps no order between directories,
+    /// info/N could otherwise come back after a crash without its message,
+    /// and with an unlinked bounce/N back too the bounce could never be
+    /// built again.
+    fn done_flush(&mut self) {
+        let ids = std::mem::take(&mut self.done);
+        let mut synced: Vec<String> = Vec::new();
+        for &id in &ids {
+            let info = queue::info(id);
+            let dir = info.rsplit_once('/').map_or(".", |(d, _)| d).to_string();
+            if !synced.contains(&dir) {
+                let _ = queue::sync_dir(std::path::Path::new(&info));
+                synced.push(dir);
+            }
+        }
+        let reqs: Vec<String> = ids.iter().map(|id| format!("foop/{id}")).collect();
+        self.clean_all(&reqs);
     }
 
     /// Schedule a message found in info/ at start or after a stat failure.

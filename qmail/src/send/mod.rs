@@ -162,8 +162,12 @@ pub struct Send {
     pqfail: PrioQ,
     d: deliver::Deliveries,
     todo: todo::Todo,
+    clean: Cleaner,
     cleanup: Option<Vec<u64>>,
     cleanuptime: i64,
+    /// Finished messages whose info/N is unlinked, waiting for the sync of
+    /// its directory before qmail-clean may remove them.
+    done: Vec<u64>,
 }
 
 pub fn run() -> Result<(), Error> {
@@ -193,8 +197,14 @@ pub fn run() -> Result<(), Error> {
             read_spawn_limit(CHANFDIN[c]).ok_or_else(|| fail("hath the daemon spawn no fire?"))?;
         *conc = (*conc).min(u);
     }
-    let mut s = Send::new(ctl, concurrency);
+    let clean = Cleaner::default();
+    let todo = todo::Todo::new(ctl.rw.clone(), clean.clone())?;
+    let mut s = Send::new(ctl, concurrency, todo, clean);
+    s.todo
+        .go()
+        .map_err(|_| fail("unable to start todo processing"))?;
     s.main_loop(&flags);
+    s.todo.finish();
     s.pqfinish();
     log("status: exiting\n");
     drop(mutex);
@@ -217,7 +227,7 @@ fn read_spawn_limit(fd: RawFd) -> Option<usize> {
 }
 
 impl Send {
-    fn new(ctl: Controls, concurrency: [usize; 2]) -> Send {
+    fn new(ctl: Controls, concurrency: [usize; 2], todo: todo::Todo, clean: Cleaner) -> Send {
         let mut s = Send {
             ctl,
             recent: now(),
@@ -227,9 +237,11 @@ impl Send {
             pqdone: PrioQ::new(),
             pqfail: PrioQ::new(),
             d: deliver::Deliveries::new(concurrency),
-            todo: todo::Todo::new(),
+            todo,
+            clean,
             cleanup: None,
             cleanuptime: now(),
+            done: Vec::new(),
         };
         for c in 0..2 {
             unsafe {
@@ -273,7 +285,7 @@ impl Send {
             self.comm_selprep(&mut fds);
             self.del_selprep(&mut fds);
             self.pass_selprep(&mut wakeup);
-            self.todo_selprep(&mut fds, &mut wakeup);
+            self.todo_selprep(&mut fds);
             self.cleanup_selprep(&mut wakeup);
             let timeout = if wakeup <= self.recent {
                 0
@@ -300,6 +312,10 @@ impl Send {
     }
 
     fn reread(&mut self) {
+        // The todo thread works relative to the current directory: it
+        // waits while the controls are read from home.
+        let todo_rw = self.todo.rewriter();
+        let mut todo_rw = todo_rw.lock().unwrap_or_else(|e| e.into_inner());
         if std::env::set_current_dir(crate::home::home()).is_err() {
             log("alert: unable to reread controls: unable to switch to home directory\n");
             return;
@@ -311,6 +327,7 @@ impl Send {
                 Ok(v) => {
                     self.ctl.rw.locals = locals;
                     self.ctl.rw.vdoms = vdoms(&v.unwrap_or_default());
+                    *todo_rw = self.ctl.rw.clone();
                 }
             },
         }
@@ -322,19 +339,13 @@ impl Send {
 
     /// Ask qmail-clean to remove `req` ("foop/N" or "todo/N"); false if it died.
     fn clean(&mut self, req: &str) -> bool {
-        let mut msg = req.as_bytes().to_vec();
-        msg.push(0);
-        if !write_all(CLEANOUT, &msg) {
+        self.clean_all(&[req.to_string()])
+    }
+
+    fn clean_all(&mut self, reqs: &[String]) -> bool {
+        if self.clean.clean_all(reqs).is_err() {
             self.cleandied();
             return false;
-        }
-        let mut b = [0u8];
-        if !read_one(CLEANIN, &mut b) {
-            self.cleandied();
-            return false;
-        }
-        if b[0] != b'+' {
-            log(&format!("warning: qmail-clean unable to clean up {req}\n"));
         }
         true
     }
@@ -375,6 +386,41 @@ impl Send {
             }
         }
         self.clean(&format!("foop/{id}"));
+    }
+}
+
+/// The connection to qmail-clean, shared by the loop and the todo thread.
+#[derive(Clone, Default)]
+pub struct Cleaner(Arc<std::sync::Mutex<()>>);
+
+impl Cleaner {
+    /// Ask qmail-clean for several removals at once: every request is
+    /// written, then every answer read, so the batch costs one round trip
+    /// (the answers fit in the pipe, which qmail-clean writes one by one).
+    /// Err if qmail-clean is gone.
+    fn clean_all(&self, reqs: &[String]) -> Result<(), ()> {
+        if reqs.is_empty() {
+            return Ok(());
+        }
+        let _one_at_a_time = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut msg = Vec::new();
+        for r in reqs {
+            msg.extend_from_slice(r.as_bytes());
+            msg.push(0);
+        }
+        if !write_all(CLEANOUT, &msg) {
+            return Err(());
+        }
+        for r in reqs {
+            let mut b = [0u8];
+            if !read_one(CLEANIN, &mut b) {
+                return Err(());
+            }
+            if b[0] != b'+' {
+                log(&format!("warning: qmail-clean unable to clean up {r}\n"));
+            }
+        }
+        Ok(())
     }
 }
 
