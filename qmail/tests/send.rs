@@ -310,6 +310,36 @@ fn a_queue_of_waiting_messages_is_taken_in_batches_without_losing_order() {
 }
 
 #[test]
+fn deliveries_run_as_qmail_local_with_default_signals() {
+    // qmail-lspawn runs qmail-local's code in its child without an exec:
+    // the process still looks like qmail-local and gives its programs the
+    // signal state an exec'd qmail-local would.
+    let h = Home::new("asqloc");
+    let joe = add_joe(&h);
+    std::fs::write(
+        joe.join(".qmail-sig"),
+        "|cat /proc/$PPID/comm > comm; grep ^SigIgn /proc/self/status > sigign\n",
+    )
+    .unwrap();
+    let s = Stack::start(&h, &[]);
+    inject(
+        &h,
+        "Subject: s\n\nx\n",
+        "me@x.org",
+        &["joe-sig@example.org"],
+    );
+    let log = s.wait_log("end msg ");
+    assert!(log.contains("delivery 1: success: did_0+0+1/\n"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(joe.join("comm")).unwrap(),
+        "qmail-local\n"
+    );
+    let sigign = std::fs::read_to_string(joe.join("sigign")).unwrap();
+    let mask = u64::from_str_radix(sigign.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{sigign}");
+}
+
+#[test]
 fn sighup_rereads_virtualdomains() {
     let h = Home::new("hup");
     let joe = add_joe(&h);
