@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-$here/../../target/release}
 bin=$(cd "$bin" && pwd)
 rounds=${ROUNDS:-2} messages=${MESSAGES:-10000} injectors=${INJECTORS:-4}
-work=$(mktemp -d /var/tmp/inject-maildir.XXXXXX)
+work=$(mktemp -d "${WORKDIR:-/var/tmp}/inject-maildir.XXXXXX")
 chmod 755 "$work"
 pfport=$((20000 + $$ % 10000))
 sendpid=

@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-$here/../../target/release}
 bin=$(cd "$bin" && pwd)
 messages=${MESSAGES:-100000} size=${SIZE:-2000}
-work=$(mktemp -d /var/tmp/queue-drain.XXXXXX)
+work=$(mktemp -d "${WORKDIR:-/var/tmp}/queue-drain.XXXXXX")
 chmod 755 "$work"
 pfport=$((20000 + $$ % 10000)) qport=$((pfport + 1))
 tcppid= sendpid=

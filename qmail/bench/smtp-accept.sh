@@ -17,7 +17,7 @@ bin=${1:-$here/../../target/release}
 bin=$(cd "$bin" && pwd)
 rounds=${ROUNDS:-3} messages=${MESSAGES:-2000} size=${SIZE:-2000}
 conc=${CONC:-1 10 100}
-work=$(mktemp -d /var/tmp/smtp-accept.XXXXXX)
+work=$(mktemp -d "${WORKDIR:-/var/tmp}/smtp-accept.XXXXXX")
 chmod 755 "$work"
 pfport=$((20000 + $$ % 10000)) qport=$((pfport + 1))
 tcppid=
