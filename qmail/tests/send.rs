@@ -275,7 +275,7 @@ fn queuelifetime_turns_deferral_into_bounce() {
 
 #[test]
 fn a_queue_of_waiting_messages_is_taken_in_batches_without_losing_order() {
-    // 100 messages queued while qmail-send is down: its todo thread takes
+    // 100 messages queued while qmail-send is down: its qmail-todo child takes
     // them in batches, and each is still announced before its delivery.
     let h = Home::new("batch");
     let joe = add_joe(&h);

@@ -162,7 +162,6 @@ pub struct Send {
     pqfail: PrioQ,
     d: deliver::Deliveries,
     todo: todo::Todo,
-    clean: Cleaner,
     cleanup: Option<Vec<u64>>,
     cleanuptime: i64,
     /// Finished messages whose info/N is unlinked, waiting for the sync of
@@ -197,14 +196,8 @@ pub fn run() -> Result<(), Error> {
             read_spawn_limit(CHANFDIN[c]).ok_or_else(|| fail("hath the daemon spawn no fire?"))?;
         *conc = (*conc).min(u);
     }
-    let clean = Cleaner::default();
-    let todo = todo::Todo::new(ctl.rw.clone(), clean.clone())?;
-    let mut s = Send::new(ctl, concurrency, todo, clean);
-    s.todo
-        .go()
-        .map_err(|_| fail("unable to start todo processing"))?;
+    let mut s = Send::new(ctl, concurrency);
     s.main_loop(&flags);
-    s.todo.finish();
     s.pqfinish();
     log("status: exiting\n");
     drop(mutex);
@@ -227,7 +220,7 @@ fn read_spawn_limit(fd: RawFd) -> Option<usize> {
 }
 
 impl Send {
-    fn new(ctl: Controls, concurrency: [usize; 2], todo: todo::Todo, clean: Cleaner) -> Send {
+    fn new(ctl: Controls, concurrency: [usize; 2]) -> Send {
         let mut s = Send {
             ctl,
             recent: now(),
@@ -237,8 +230,7 @@ impl Send {
             pqdone: PrioQ::new(),
             pqfail: PrioQ::new(),
             d: deliver::Deliveries::new(concurrency),
-            todo,
-            clean,
+            todo: todo::Todo::new(),
             cleanup: None,
             cleanuptime: now(),
             done: Vec::new(),
@@ -269,7 +261,7 @@ impl Send {
     }
 
     fn main_loop(&mut self, flags: &Flags) {
-        while !self.exitasap || !self.del_canexit() {
+        while !self.exitasap || !self.del_canexit() || self.todo.busy() {
             self.recent = now();
             if flags.exit.swap(false, Ordering::SeqCst) {
                 self.exitasap = true;
@@ -285,7 +277,7 @@ impl Send {
             self.comm_selprep(&mut fds);
             self.del_selprep(&mut fds);
             self.pass_selprep(&mut wakeup);
-            self.todo_selprep(&mut fds);
+            self.todo_selprep(&mut fds, &mut wakeup);
             self.cleanup_selprep(&mut wakeup);
             let timeout = if wakeup <= self.recent {
                 0
@@ -312,10 +304,6 @@ impl Send {
     }
 
     fn reread(&mut self) {
-        // The todo thread works relative to the current directory: it
-        // waits while the controls are read from home.
-        let todo_rw = self.todo.rewriter();
-        let mut todo_rw = todo_rw.lock().unwrap_or_else(|e| e.into_inner());
         if std::env::set_current_dir(crate::home::home()).is_err() {
             log("alert: unable to reread controls: unable to switch to home directory\n");
             return;
@@ -327,7 +315,6 @@ impl Send {
                 Ok(v) => {
                     self.ctl.rw.locals = locals;
                     self.ctl.rw.vdoms = vdoms(&v.unwrap_or_default());
-                    *todo_rw = self.ctl.rw.clone();
                 }
             },
         }
@@ -342,10 +329,32 @@ impl Send {
         self.clean_all(&[req.to_string()])
     }
 
+    /// Ask qmail-clean for several removals at once: every request is
+    /// written, then every answer read, so the batch costs one round trip
+    /// (the answers fit in the pipe, which qmail-clean writes one by one).
+    /// False if qmail-clean died.
     fn clean_all(&mut self, reqs: &[String]) -> bool {
-        if self.clean.clean_all(reqs).is_err() {
+        if reqs.is_empty() {
+            return true;
+        }
+        let mut msg = Vec::new();
+        for r in reqs {
+            msg.extend_from_slice(r.as_bytes());
+            msg.push(0);
+        }
+        if !write_all(CLEANOUT, &msg) {
             self.cleandied();
             return false;
+        }
+        for r in reqs {
+            let mut b = [0u8];
+            if !read_one(CLEANIN, &mut b) {
+                self.cleandied();
+                return false;
+            }
+            if b[0] != b'+' {
+                log(&format!("warning: qmail-clean unable to clean up {r}\n"));
+            }
         }
         true
     }
@@ -386,41 +395,6 @@ impl Send {
             }
         }
         self.clean(&format!("foop/{id}"));
-    }
-}
-
-/// The connection to qmail-clean, shared by the loop and the todo thread.
-#[derive(Clone, Default)]
-pub struct Cleaner(Arc<std::sync::Mutex<()>>);
-
-impl Cleaner {
-    /// Ask qmail-clean for several removals at once: every request is
-    /// written, then every answer read, so the batch costs one round trip
-    /// (the answers fit in the pipe, which qmail-clean writes one by one).
-    /// Err if qmail-clean is gone.
-    fn clean_all(&self, reqs: &[String]) -> Result<(), ()> {
-        if reqs.is_empty() {
-            return Ok(());
-        }
-        let _one_at_a_time = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let mut msg = Vec::new();
-        for r in reqs {
-            msg.extend_from_slice(r.as_bytes());
-            msg.push(0);
-        }
-        if !write_all(CLEANOUT, &msg) {
-            return Err(());
-        }
-        for r in reqs {
-            let mut b = [0u8];
-            if !read_one(CLEANIN, &mut b) {
-                return Err(());
-            }
-            if b[0] != b'+' {
-                log(&format!("warning: qmail-clean unable to clean up {r}\n"));
-            }
-        }
-        Ok(())
     }
 }
 

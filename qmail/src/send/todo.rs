@@ -3,116 +3,55 @@
 //! directories, then ask qmail-clean to remove todo/N and intd/N. A crash
 //! at any point leaves todo/N in place, and the work is simply redone.
 //!
-//! Beyond qmail, this runs in a thread of its own (as the ext_todo patch's
-//! qmail-todo does in a process), so that the latency of its syncs never
-//! holds up the delivery loop, and it takes entries in batches, so that one
-//! round of syncs covers many messages. The loop learns of each processed
-//! batch through a channel and schedules its messages; "new msg" is logged
-//! before any delivery of the message can start.
+//! Beyond qmail, entries are taken in batches, and a batch is written and
+//! synced by a child process (named qmail-todo) while the loop goes on
+//! delivering: one round of syncs covers many messages, and their latency
+//! never holds up deliveries, yet qmail-send stays single-threaded. The
+//! child logs "new msg" and "info msg" and reports which entries reached
+//! the disk; only then does the loop have todo/N removed and schedule the
+//! messages, so each is announced before any delivery of it starts.
 
 use super::*;
 use crate::queue;
+use nix::unistd::{ForkResult, Pid};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::mpsc;
-use std::sync::Mutex;
 
 /// The most todo entries processed with one round of syncs.
 const TODO_BATCH: usize = 32;
 
-/// What the todo thread tells the delivery loop.
-enum Report {
-    /// These messages are in info/ and their chan files; todo/N is gone.
-    Done(Vec<(u64, [bool; 2])>),
-    /// qmail-clean is gone.
-    CleanDied,
-}
-
-/// The delivery loop's end of the todo thread.
+/// Where the scan of todo/ stands.
 pub struct Todo {
-    reports: mpsc::Receiver<Report>,
-    /// Readable when a report is waiting.
-    wake: UnixStream,
-    /// Dropped to tell the thread to stop after its current batch.
-    stop: Option<UnixStream>,
-    /// The thread's side until it starts, then the thread.
-    worker: Option<Worker>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    /// The thread's copy of the rewriting rules, replaced on SIGHUP.
-    rw: Arc<Mutex<Rewriter>>,
+    dir: Option<std::vec::IntoIter<u64>>,
+    next_run: i64,
+    trigger: Option<File>,
+    /// The child working on a batch.
+    batch: Option<Batch>,
 }
 
-/// The thread's side.
-struct Worker {
-    reports: mpsc::Sender<Report>,
-    wake: UnixStream,
-    stop: UnixStream,
-    rw: Arc<Mutex<Rewriter>>,
-    clean: Cleaner,
+/// A batch in a child's hands: its pid and the pipe its report comes on.
+struct Batch {
+    pid: Pid,
+    report: File,
+    got: Vec<u8>,
 }
 
 impl Todo {
-    /// The loop's end, ready for `go`.
-    pub fn new(rw: Rewriter, clean: Cleaner) -> Result<Todo, Error> {
-        let pair = || {
-            let (r, w) = UnixStream::pair().map_err(|e| Error::sys("unable to create pipe", e))?;
-            r.set_nonblocking(true)
-                .and_then(|_| w.set_nonblocking(true))
-                .map_err(|e| Error::sys("unable to set nonblocking", e))?;
-            Ok::<_, Error>((r, w))
-        };
-        let (wake_r, wake_w) = pair()?;
-        let (stop_r, stop_w) = pair()?;
-        let (tx, rx) = mpsc::channel();
-        let rw = Arc::new(Mutex::new(rw));
-        let w = Worker {
-            reports: tx,
-            wake: wake_w,
-            stop: stop_r,
-            rw: rw.clone(),
-            clean,
-        };
-        Ok(Todo {
-            reports: rx,
-            wake: wake_r,
-            stop: Some(stop_w),
-            worker: Some(w),
-            thread: None,
-            rw,
-        })
-    }
-
-    /// Start the thread; only once the loop has scheduled what info/
-    /// already held, so that no message is scheduled twice.
-    pub fn go(&mut self) -> Result<(), Error> {
-        let Some(w) = self.worker.take() else {
-            return Ok(());
-        };
-        let t = std::thread::Builder::new()
-            .name("todo".into())
-            .spawn(move || w.run())
-            .map_err(|e| Error::sys("unable to start todo thread", e))?;
-        self.thread = Some(t);
-        Ok(())
-    }
-
-    /// The thread's rewriting rules. The thread holds the lock whenever it
-    /// works in the queue, so holding it also keeps the thread out while
-    /// the loop is away from the queue directory.
-    pub fn rewriter(&self) -> Arc<Mutex<Rewriter>> {
-        self.rw.clone()
-    }
-
-    /// Stop the thread and wait for it to finish its batch.
-    pub fn finish(&mut self) {
-        self.stop = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    pub fn new() -> Todo {
+        Todo {
+            dir: None,
+            next_run: now(),
+            trigger: open_trigger(),
+            batch: None,
         }
+    }
+
+    /// Whether a batch is still being written.
+    pub fn busy(&self) -> bool {
+        self.batch.is_some()
     }
 }
 
@@ -169,114 +108,174 @@ fn parse(data: &[u8]) -> Result<Envelope, ()> {
 }
 
 impl Send {
-    pub(super) fn todo_selprep(&self, fds: &mut Vec<libc::pollfd>) {
-        fds.push(pollfd(self.todo.wake.as_raw_fd(), libc::POLLIN));
-    }
-
-    /// Schedule the messages the todo thread has processed.
-    pub(super) fn todo_do(&mut self, ready: &Ready) {
-        if self.exitasap {
-            self.todo.stop = None;
-        }
-        if !ready.has(self.todo.wake.as_raw_fd(), libc::POLLIN) {
+    pub(super) fn todo_selprep(&self, fds: &mut Vec<libc::pollfd>, wakeup: &mut i64) {
+        if let Some(b) = &self.todo.batch {
+            fds.push(pollfd(b.report.as_raw_fd(), libc::POLLIN));
             return;
         }
-        drain(&self.todo.wake);
-        let t = now();
-        while let Ok(r) = self.todo.reports.try_recv() {
-            match r {
-                Report::CleanDied => self.cleandied(),
-                Report::Done(ids) => {
-                    for (id, chans) in ids {
-                        for (c, has) in chans.iter().enumerate() {
-                            if *has {
-                                self.pqchan[c].push(Reverse((t, id)));
-                            }
-                        }
-                        if !chans.iter().any(|&b| b) {
-                            self.pqdone.push(Reverse((t, id)));
-                        }
-                    }
+        if self.exitasap {
+            return;
+        }
+        if let Some(t) = &self.todo.trigger {
+            fds.push(pollfd(t.as_raw_fd(), libc::POLLIN));
+        }
+        if self.todo.dir.is_some() {
+            *wakeup = 0;
+        }
+        *wakeup = (*wakeup).min(self.todo.next_run);
+    }
+
+    pub(super) fn todo_do(&mut self, ready: &Ready) {
+        if let Some(b) = &mut self.todo.batch {
+            if ready.has(b.report.as_raw_fd(), libc::POLLIN) && b.read_some() {
+                self.todo_finish();
+            }
+            return;
+        }
+        if self.exitasap {
+            return;
+        }
+        if self.todo.dir.is_none() {
+            let pulled = self
+                .todo
+                .trigger
+                .as_ref()
+                .is_some_and(|t| ready.has(t.as_raw_fd(), libc::POLLIN));
+            if !pulled && self.recent < self.todo.next_run {
+                return;
+            }
+            // Close before reopening, so the fifo's buffer and end-of-file
+            // state go away with the last opener (qmail's trigger_set).
+            self.todo.trigger = None;
+            self.todo.trigger = open_trigger();
+            match queue::list("todo", false) {
+                Ok(mut ids) => {
+                    ids.sort_unstable();
+                    self.todo.dir = Some(ids.into_iter());
                 }
+                Err(_) => {
+                    log("alert: unable to opendir todo, sleeping...\n");
+                    std::thread::sleep(std::time::Duration::from_secs(10));
+                    return;
+                }
+            }
+            self.todo.next_run = self.recent + SLEEP_TODO;
+        }
+        let ids: Vec<u64> = match self.todo.dir.as_mut() {
+            Some(ids) => ids.take(TODO_BATCH).collect(),
+            None => Vec::new(),
+        };
+        if ids.is_empty() {
+            self.todo.dir = None;
+            return;
+        }
+        self.todo_start(&ids);
+    }
+
+    /// Hand the batch to a child; if none can be started, do it here.
+    fn todo_start(&mut self, ids: &[u64]) {
+        let Ok((r, w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+            return self.todo_done(&write_batch(&self.ctl.rw, ids));
+        };
+        // SAFETY: qmail-send is single-threaded; the child writes the
+        // batch, reports on its pipe and leaves through _exit.
+        match unsafe { nix::unistd::fork() } {
+            Ok(ForkResult::Child) => {
+                drop(r);
+                // SAFETY: naming ourselves, for ps.
+                unsafe { libc::prctl(libc::PR_SET_NAME, c"qmail-todo".as_ptr()) };
+                let report = report(&write_batch(&self.ctl.rw, ids));
+                let ok = File::from(w).write_all(&report).is_ok();
+                unsafe { libc::_exit(if ok { 0 } else { 111 }) }
+            }
+            Ok(ForkResult::Parent { child }) => {
+                self.todo.batch = Some(Batch {
+                    pid: child,
+                    report: File::from(r),
+                    got: Vec::new(),
+                });
+            }
+            Err(_) => self.todo_done(&write_batch(&self.ctl.rw, ids)),
+        }
+    }
+
+    /// The child has reported and gone: its entries' todo/N may go now.
+    fn todo_finish(&mut self) {
+        let Some(b) = self.todo.batch.take() else {
+            return;
+        };
+        let status = nix::sys::wait::waitpid(b.pid, None);
+        let done = match status {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => parse_report(&b.got),
+            _ => {
+                // Whatever it wrote stays, with todo/N, for the next scan.
+                log("warning: trouble processing todo batch, will try later\n");
+                Vec::new()
+            }
+        };
+        self.todo_done(&done);
+    }
+
+    /// Remove todo/N of the written entries and schedule their messages.
+    fn todo_done(&mut self, done: &[(u64, [bool; 2])]) {
+        let reqs: Vec<String> = done.iter().map(|(id, _)| queue::todo(*id)).collect();
+        if !self.clean_all(&reqs) {
+            return;
+        }
+        let t = now();
+        for &(id, chans) in done {
+            for (c, has) in chans.iter().enumerate() {
+                if *has {
+                    self.pqchan[c].push(Reverse((t, id)));
+                }
+            }
+            if !chans.iter().any(|&b| b) {
+                self.pqdone.push(Reverse((t, id)));
             }
         }
     }
 }
 
-impl Worker {
-    fn run(self) {
-        let mut trigger = open_trigger();
-        let mut next_run = now();
-        loop {
-            let mut fds = vec![pollfd(self.stop.as_raw_fd(), libc::POLLIN)];
-            if let Some(t) = &trigger {
-                fds.push(pollfd(t.as_raw_fd(), libc::POLLIN));
+impl Batch {
+    /// Take what the child has written; true at its end.
+    fn read_some(&mut self) -> bool {
+        let mut buf = [0u8; 4096];
+        match (&self.report).read(&mut buf) {
+            Ok(0) => true,
+            Ok(n) => {
+                self.got.extend_from_slice(&buf[..n]);
+                false
             }
-            let timeout = (next_run - now()).clamp(0, SLEEP_FOREVER) * 1000 + 1;
-            let r =
-                unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout as i32) };
-            if self.stopped() {
-                return;
-            }
-            let ready = Ready(fds);
-            let pulled = trigger
-                .as_ref()
-                .is_some_and(|t| r > 0 && ready.has(t.as_raw_fd(), libc::POLLIN));
-            if !pulled && now() < next_run {
-                continue;
-            }
-            // Close before reopening, so the fifo's buffer and end-of-file
-            // state go away with the last opener (qmail's trigger_set).
-            drop(trigger.take());
-            trigger = open_trigger();
-            let listed = {
-                let _in_queue = self.rw.lock().unwrap_or_else(|e| e.into_inner());
-                queue::list("todo", false)
-            };
-            let mut ids = match listed {
-                Ok(ids) => ids,
-                Err(_) => {
-                    log("alert: unable to opendir todo, sleeping...\n");
-                    next_run = now() + 10;
-                    continue;
-                }
-            };
-            ids.sort_unstable();
-            next_run = now() + SLEEP_TODO;
-            for batch in ids.chunks(TODO_BATCH) {
-                if self.stopped() || !self.batch(batch) {
-                    return;
-                }
-            }
+            Err(e) => e.kind() != std::io::ErrorKind::Interrupted,
         }
     }
+}
 
-    /// True once the delivery loop has asked the thread to stop.
-    fn stopped(&self) -> bool {
-        let mut b = [0u8; 16];
-        !matches!((&self.stop).read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-    }
+/// Write and sync a batch; the entries whose files reached the disk, with
+/// the channels that got recipients.
+fn write_batch(rw: &Rewriter, ids: &[u64]) -> Vec<(u64, [bool; 2])> {
+    let written: Vec<Written> = ids.iter().filter_map(|&id| todo_write(rw, id)).collect();
+    durable(written).iter().map(|w| (w.id, w.chans)).collect()
+}
 
-    /// Process several todo entries with one round of syncs: their files
-    /// are all written first, then synced together, then todo/N goes for
-    /// each whose files are on disk. False when qmail-clean is gone.
-    fn batch(&self, ids: &[u64]) -> bool {
-        let rw = self.rw.lock().unwrap_or_else(|e| e.into_inner());
-        let written: Vec<Written> = ids.iter().filter_map(|&id| todo_write(&rw, id)).collect();
-        let written = durable(written);
-        drop(rw);
-        let reqs: Vec<String> = written.iter().map(|w| queue::todo(w.id)).collect();
-        let report = match self.clean.clean_all(&reqs) {
-            Ok(()) => Report::Done(written.iter().map(|w| (w.id, w.chans)).collect()),
-            Err(()) => Report::CleanDied,
-        };
-        let alive = matches!(report, Report::Done(_));
-        if self.reports.send(report).is_err() {
-            return false;
-        }
-        let _ = (&self.wake).write(b"t");
-        alive
+/// The child's report: one line per entry, "N LR" with L and R 0 or 1.
+fn report(done: &[(u64, [bool; 2])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (id, [l, r]) in done {
+        out.extend_from_slice(format!("{id} {}{}\n", u8::from(*l), u8::from(*r)).as_bytes());
     }
+    out
+}
+
+fn parse_report(b: &[u8]) -> Vec<(u64, [bool; 2])> {
+    String::from_utf8_lossy(b)
+        .lines()
+        .filter_map(|l| {
+            let (id, chans) = l.split_once(' ')?;
+            let c = chans.as_bytes();
+            (c.len() == 2).then_some((id.parse().ok()?, [c[0] == b'1', c[1] == b'1']))
+        })
+        .collect()
 }
 
 /// Read todo/N and write info and the chan files, unsynced.
