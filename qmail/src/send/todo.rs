@@ -184,8 +184,8 @@ impl Send {
                 drop(r);
                 // SAFETY: naming ourselves, for ps.
                 unsafe { libc::prctl(libc::PR_SET_NAME, c"qmail-todo".as_ptr()) };
-                let report = report(&write_batch(&self.ctl.rw, ids));
-                let ok = File::from(w).write_all(&report).is_ok();
+                let lines = report(&write_batch(&self.ctl.rw, ids));
+                let ok = File::from(w).write_all(&lines).is_ok();
                 unsafe { libc::_exit(if ok { 0 } else { 111 }) }
             }
             Ok(ForkResult::Parent { child }) => {
@@ -272,8 +272,10 @@ fn parse_report(b: &[u8]) -> Vec<(u64, [bool; 2])> {
         .lines()
         .filter_map(|l| {
             let (id, chans) = l.split_once(' ')?;
-            let c = chans.as_bytes();
-            (c.len() == 2).then_some((id.parse().ok()?, [c[0] == b'1', c[1] == b'1']))
+            let &[l, r] = chans.as_bytes() else {
+                return None;
+            };
+            Some((id.parse().ok()?, [l == b'1', r == b'1']))
         })
         .collect()
 }
@@ -431,4 +433,22 @@ fn write_chan(f: &str, data: &[u8]) -> Option<File> {
         return None;
     }
     Some(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_childs_report_comes_back_as_it_was_written() {
+        let done = vec![(12, [true, false]), (7, [false, true]), (9, [false, false])];
+        assert_eq!(report(&done), b"12 10\n7 01\n9 00\n");
+        assert_eq!(parse_report(&report(&done)), done);
+    }
+
+    #[test]
+    fn a_cut_or_garbled_report_line_schedules_nothing() {
+        assert_eq!(parse_report(b"12 1"), vec![]);
+        assert_eq!(parse_report(b"x 10\n5 11\n"), vec![(5, [true, true])]);
+    }
 }
