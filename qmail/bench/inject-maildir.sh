@@ -9,7 +9,8 @@
 # with delivery running, and times from the first injection until the last
 # message file is in the Maildir's new/. Both sides fsync: Postfix its queue
 # file and the delivered file, ours the queue files, the queue directories
-# and the delivered file. Env: ROUNDS (2), MESSAGES (10000), INJECTORS (4).
+# and the delivered file. Env: ROUNDS (2), MESSAGES (10000), INJECTORS (4),
+# WORKDIR (/var/tmp: where the private instances live).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-$here/../../target/release}

@@ -5,7 +5,8 @@
 # hold), then delivery starts (ours: qmail-start; Postfix: postsuper -H ALL)
 # and the time until the last message is in the Maildir's new/ is taken.
 # Needs root, postfix installed and our release binaries in BIN (default
-# target/release). Env: MESSAGES, SIZE (2000).
+# target/release). Env: MESSAGES, SIZE (2000), WORKDIR (/var/tmp: where the
+# private instances live).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-$here/../../target/release}

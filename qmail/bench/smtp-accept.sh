@@ -10,7 +10,8 @@
 # disk (qmail-queue fsyncs the files and the directories; Postfix's cleanup
 # fsyncs the queue file) and nothing else competes for the CPU. Rounds
 # alternate Postfix, ours, Postfix, ours...; ratios are taken per round.
-# Env: ROUNDS (3), MESSAGES (2000), SIZE (2000 bytes), CONC ("1 10 100").
+# Env: ROUNDS (3), MESSAGES (2000), SIZE (2000 bytes), CONC ("1 10 100"),
+# WORKDIR (/var/tmp: where the private instances live).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-$here/../../target/release}
