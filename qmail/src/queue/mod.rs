@@ -55,13 +55,35 @@ pub fn chan(c: usize, id: u64) -> String {
     name(["local", "remote"][c], id, true)
 }
 
-/// Make a directory entry durable: fsync the directory holding `path`.
-pub fn sync_dir(path: &Path) -> io::Result<()> {
-    let dir = match path.parent() {
+/// The directory holding `path` ("." for a bare name).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
-    File::open(dir)?.sync_all()
+    }
+}
+
+/// Make a directory entry durable: fsync the directory holding `path`.
+pub fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(dir_of(path))?.sync_all()
+}
+
+/// Make the entries of `paths` durable, fsyncing each directory once; the
+/// directories that could not be synced.
+pub fn sync_dirs<'a>(paths: impl IntoIterator<Item = &'a str>) -> Vec<&'a Path> {
+    let mut synced: Vec<&Path> = Vec::new();
+    let mut failed = Vec::new();
+    for p in paths {
+        let dir = dir_of(Path::new(p));
+        if synced.contains(&dir) {
+            continue;
+        }
+        synced.push(dir);
+        if sync_dir(Path::new(p)).is_err() {
+            failed.push(dir);
+        }
+    }
+    failed
 }
 
 /// Wake qmail-send through the lock/trigger fifo (relative to the queue

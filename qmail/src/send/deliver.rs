@@ -596,15 +596,8 @@ impl Send {
     /// built again.
     fn done_flush(&mut self) {
         let ids = std::mem::take(&mut self.done);
-        let mut synced: Vec<String> = Vec::new();
-        for &id in &ids {
-            let info = queue::info(id);
-            let dir = info.rsplit_once('/').map_or(".", |(d, _)| d).to_string();
-            if !synced.contains(&dir) {
-                let _ = queue::sync_dir(std::path::Path::new(&info));
-                synced.push(dir);
-            }
-        }
+        let infos: Vec<String> = ids.iter().map(|&id| queue::info(id)).collect();
+        queue::sync_dirs(infos.iter().map(String::as_str));
         let reqs: Vec<String> = ids.iter().map(|id| format!("foop/{id}")).collect();
         self.clean_all(&reqs);
     }

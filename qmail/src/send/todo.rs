@@ -371,6 +371,16 @@ struct Written {
     removed: Vec<String>,
 }
 
+impl Written {
+    /// Every path whose directory entry the entry depends on.
+    fn paths(&self) -> Vec<&str> {
+        let files = self.files.iter().map(|(f, _)| f.as_str());
+        files
+            .chain(self.removed.iter().map(String::as_str))
+            .collect()
+    }
+}
+
 /// The entries whose files, directory entries and removals of leftovers
 /// all reached the disk; only for those may todo/N go. Writeback of every
 /// file starts first, so that a journaling filesystem commits them together
@@ -392,27 +402,13 @@ fn durable(written: Vec<Written>) -> Vec<Written> {
             })
         })
         .collect();
-    let paths = |w: &Written| -> Vec<String> {
-        let files = w.files.iter().map(|(f, _)| f.clone());
-        files.chain(w.removed.iter().cloned()).collect()
-    };
-    let mut synced: Vec<&Path> = Vec::new();
-    let all: Vec<Vec<String>> = written.iter().map(paths).collect();
-    for (i, fs) in all.iter().enumerate() {
-        for f in fs {
-            let dir = Path::new(f).parent().unwrap_or(Path::new("."));
-            if synced.contains(&dir) {
-                continue;
-            }
-            synced.push(dir);
-            if queue::sync_dir(Path::new(f)).is_err() {
-                log(&format!("warning: trouble fsyncing {f}\n"));
-                // Every entry with a file there waits for the next scan.
-                for (j, other) in all.iter().enumerate().skip(i) {
-                    if other.iter().any(|o| Path::new(o).parent() == Some(dir)) {
-                        ok[j] = false;
-                    }
-                }
+    let all: Vec<Vec<&str>> = written.iter().map(Written::paths).collect();
+    for dir in queue::sync_dirs(all.iter().flatten().copied()) {
+        log(&format!("warning: trouble fsyncing {}\n", dir.display()));
+        // Every entry with a file there waits for the next scan.
+        for (fs, ok) in all.iter().zip(ok.iter_mut()) {
+            if fs.iter().any(|f| Path::new(f).parent() == Some(dir)) {
+                *ok = false;
             }
         }
     }
