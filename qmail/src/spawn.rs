@@ -114,6 +114,9 @@ impl Request {
 /// The spawner's loop state.
 struct Spawn<'a, S: Spawner> {
     sp: &'a S,
+    /// Who must own a message: looked up once, as the original has it
+    /// compiled in, because a user lookup can walk every NSS module.
+    qmailq: u32,
     d: Vec<Option<Delivery>>,
     req: Request,
     reading: bool,
@@ -126,6 +129,7 @@ pub fn run(sp: &impl Spawner) -> Result<(), Error> {
     let sigchld = signal_pipe()?;
     let mut s = Spawn {
         sp,
+        qmailq: crate::ids::ids().qmailq,
         d: (0..AUTO_SPAWN).map(|_| None).collect(),
         req: Request::default(),
         reading: true,
@@ -311,7 +315,7 @@ impl<S: Spawner> Spawn<'_, S> {
             return self.err(i, n, "DSorry, address must include host name. (#5.1.3)\n");
         };
         let messname = String::from_utf8_lossy(&messid).into_owned();
-        let mess = match open_message(&messname) {
+        let mess = match open_message(&messname, self.qmailq) {
             Ok(f) => f,
             Err(text) => return self.err(i, n, text),
         };
@@ -359,7 +363,7 @@ fn check_messid(m: &[u8]) -> Result<(), &'static str> {
 }
 
 /// Open the message, refusing anything qmailq did not write.
-fn open_message(name: &str) -> Result<OwnedFd, &'static str> {
+fn open_message(name: &str, qmailq: u32) -> Result<OwnedFd, &'static str> {
     let f =
         std::fs::File::open(name).map_err(|_| "Zqmail-spawn unable to open message. (#4.3.0)\n")?;
     let md = f
@@ -368,7 +372,7 @@ fn open_message(name: &str) -> Result<OwnedFd, &'static str> {
     if !md.is_file() {
         return Err("ZSorry, message has wrong type. (#4.3.5)\n");
     }
-    if md.uid() != crate::ids::ids().qmailq {
+    if md.uid() != qmailq {
         return Err("ZSorry, message has wrong owner. (#4.3.5)\n");
     }
     Ok(OwnedFd::from(f))
