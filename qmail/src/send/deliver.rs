@@ -598,8 +598,11 @@ impl Send {
         let ids = std::mem::take(&mut self.done);
         let infos: Vec<String> = ids.iter().map(|&id| queue::info(id)).collect();
         queue::sync_dirs(infos.iter().map(String::as_str));
-        let reqs: Vec<String> = ids.iter().map(|id| format!("foop/{id}")).collect();
-        self.clean_all(&reqs);
+        let reqs = ids
+            .iter()
+            .map(|id| (format!("foop/{id}"), super::clean::After::Nothing))
+            .collect();
+        self.clean_send(reqs);
     }
 
     /// Schedule a message found in info/ at start or after a stat failure.

@@ -16,6 +16,7 @@
 #![allow(clippy::needless_range_loop)]
 
 mod bounce;
+mod clean;
 mod deliver;
 mod rewrite;
 mod todo;
@@ -167,6 +168,8 @@ pub struct Send {
     /// Finished messages whose info/N is unlinked, waiting for the sync of
     /// its directory before qmail-clean may remove them.
     done: Vec<u64>,
+    /// Requests qmail-clean has yet to answer.
+    pending: clean::Pending,
 }
 
 pub fn run() -> Result<(), Error> {
@@ -234,6 +237,7 @@ impl Send {
             cleanup: None,
             cleanuptime: now(),
             done: Vec::new(),
+            pending: clean::Pending::default(),
         };
         for c in 0..2 {
             unsafe {
@@ -261,7 +265,7 @@ impl Send {
     }
 
     fn main_loop(&mut self, flags: &Flags) {
-        while !self.exitasap || !self.del_canexit() || self.todo.busy() {
+        while !self.exitasap || !self.del_canexit() || self.todo.busy() || self.clean_busy() {
             self.recent = now();
             if flags.exit.swap(false, Ordering::SeqCst) {
                 self.exitasap = true;
@@ -276,6 +280,7 @@ impl Send {
             let mut fds = vec![pollfd(flags.wake.as_raw_fd(), libc::POLLIN)];
             self.comm_selprep(&mut fds);
             self.del_selprep(&mut fds);
+            self.clean_selprep(&mut fds);
             self.pass_selprep(&mut wakeup);
             self.todo_selprep(&mut fds, &mut wakeup);
             self.cleanup_selprep(&mut wakeup);
@@ -297,6 +302,7 @@ impl Send {
             let ready = Ready(fds);
             self.comm_do(&ready);
             self.del_do(&ready);
+            self.clean_do(&ready);
             self.todo_do(&ready);
             self.pass_do();
             self.cleanup_do();
@@ -322,41 +328,6 @@ impl Send {
             log("alert: unable to switch back to queue directory; HELP! sleeping...\n");
             std::thread::sleep(std::time::Duration::from_secs(10));
         }
-    }
-
-    /// Ask qmail-clean to remove `req` ("foop/N" or "todo/N"); false if it died.
-    fn clean(&mut self, req: &str) -> bool {
-        self.clean_all(&[req.to_string()])
-    }
-
-    /// Ask qmail-clean for several removals at once: every request is
-    /// written, then every answer read, so the batch costs one round trip
-    /// (the answers fit in the pipe, which qmail-clean writes one by one).
-    /// False if qmail-clean died.
-    fn clean_all(&mut self, reqs: &[String]) -> bool {
-        if reqs.is_empty() {
-            return true;
-        }
-        let mut msg = Vec::new();
-        for r in reqs {
-            msg.extend_from_slice(r.as_bytes());
-            msg.push(0);
-        }
-        if !write_all(CLEANOUT, &msg) {
-            self.cleandied();
-            return false;
-        }
-        for r in reqs {
-            let mut b = [0u8];
-            if !read_one(CLEANIN, &mut b) {
-                self.cleandied();
-                return false;
-            }
-            if b[0] != b'+' {
-                log(&format!("warning: qmail-clean unable to clean up {r}\n"));
-            }
-        }
-        true
     }
 
     fn cleanup_selprep(&self, wakeup: &mut i64) {
@@ -394,7 +365,7 @@ impl Send {
                 _ => return,
             }
         }
-        self.clean(&format!("foop/{id}"));
+        self.clean_send(vec![(format!("foop/{id}"), clean::After::Nothing)]);
     }
 }
 
@@ -434,19 +405,6 @@ fn write_all(fd: RawFd, mut b: &[u8]) -> bool {
         b = &b[n as usize..];
     }
     true
-}
-
-fn read_one(fd: RawFd, b: &mut [u8; 1]) -> bool {
-    loop {
-        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
-        if n == 1 {
-            return true;
-        }
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        return false;
-    }
 }
 
 /// `birth + (isqrt(recent - birth) + chanskip)^2`: qmail's retry schedule,

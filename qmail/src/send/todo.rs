@@ -216,23 +216,14 @@ impl Send {
         self.todo_done(&done);
     }
 
-    /// Remove todo/N of the written entries and schedule their messages.
+    /// Have todo/N of the written entries removed; each message is
+    /// scheduled when qmail-clean answers for it.
     fn todo_done(&mut self, done: &[(u64, [bool; 2])]) {
-        let reqs: Vec<String> = done.iter().map(|(id, _)| queue::todo(*id)).collect();
-        if !self.clean_all(&reqs) {
-            return;
-        }
-        let t = now();
-        for &(id, chans) in done {
-            for (c, has) in chans.iter().enumerate() {
-                if *has {
-                    self.pqchan[c].push(Reverse((t, id)));
-                }
-            }
-            if !chans.iter().any(|&b| b) {
-                self.pqdone.push(Reverse((t, id)));
-            }
-        }
+        let reqs = done
+            .iter()
+            .map(|&(id, chans)| (queue::todo(id), super::clean::After::Schedule(id, chans)))
+            .collect();
+        self.clean_send(reqs);
     }
 }
 
