@@ -9,6 +9,7 @@
 //! server over one connection; each recipient still has its own delivery
 //! number, log lines, report and done mark.
 
+use super::clean::{After, Who};
 use super::*;
 use crate::queue;
 use std::os::unix::fs::MetadataExt;
@@ -33,8 +34,10 @@ const GROUP_MAX: usize = 50;
 const COMM_MAX: usize = 4096;
 /// The most records one loop takes from a channel's pass.
 const PASS_STEPS: usize = 200;
-/// The most finished messages one loop hands to qmail-clean.
-const DONE_BATCH: usize = 64;
+/// The most finished messages between the removal of info/N and qmail-clean's
+/// removal of mess/N at any time: what a crash can leave in mess/ for
+/// qmail-send's 36-hour cleanup.
+pub(super) const FINISHING_MAX: usize = 64;
 
 /// One recipient of a delivery: its number in the log, where its record
 /// is in the chan file, and the address.
@@ -381,24 +384,11 @@ impl Send {
         }
         let job = self.d.jobs[j].take().expect("open job");
         let c = job.channel;
-        let mut dt = job.retry;
+        let dt = job.retry;
         if job.flaghiteof && job.numtodo == 0 {
-            let f = queue::chan(c, job.id);
-            if std::fs::remove_file(&f).is_err() {
-                log(&format!(
-                    "warning: unable to unlink {f}; will try again later\n"
-                ));
-                dt = now() + SLEEP_SYSFAIL;
-            } else {
-                let other = queue::chan(1 - c, job.id);
-                match missing(&other) {
-                    Ok(false) => return,
-                    Ok(true) => {}
-                    Err(()) => log(&format!("warning: unable to stat {other}\n")),
-                }
-                self.pqdone.push(Reverse((now(), job.id)));
-                return;
-            }
+            let f = format!("u{}", queue::chan(c, job.id));
+            self.ask(Who::Done, vec![(f, After::ChanGone(job.id, c))]);
+            return;
         }
         self.pqchan[c].push(Reverse((dt, job.id)));
     }
@@ -536,7 +526,7 @@ impl Send {
                 self.pqadd(id);
             }
         }
-        for _ in 0..DONE_BATCH {
+        while self.finishing < FINISHING_MAX {
             match pq_min(&self.pqdone) {
                 Some((dt, id)) if dt <= self.recent => {
                     self.pqdone.pop();
@@ -578,14 +568,47 @@ impl Send {
             return fail(self);
         }
         log(&format!("end msg {id}\n"));
-        let info = queue::info(id);
-        if std::fs::remove_file(&info).is_err() {
+        let info = format!("u{}", queue::info(id));
+        self.finishing += 1;
+        self.ask(Who::Done, vec![(info, After::InfoGone(id))]);
+    }
+
+    /// The chan file of channel c is gone (ok) or could not be removed:
+    /// the job is finished, and the message too if its other channel is.
+    pub(super) fn chan_gone(&mut self, id: u64, c: usize, ok: bool) {
+        if !ok {
             log(&format!(
-                "warning: unable to unlink {info}; will try again later\n"
+                "warning: unable to unlink {}; will try again later\n",
+                queue::chan(c, id)
             ));
-            return fail(self);
+            self.pqchan[c].push(Reverse((now() + SLEEP_SYSFAIL, id)));
+            return;
         }
-        self.done.push(id);
+        // Its own answer will finish the message.
+        if self.chan_unlink_pending(id, 1 - c) {
+            return;
+        }
+        let other = queue::chan(1 - c, id);
+        match missing(&other) {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(()) => log(&format!("warning: unable to stat {other}\n")),
+        }
+        self.pqdone.push(Reverse((now(), id)));
+    }
+
+    /// info/N is gone (ok) or could not be removed.
+    pub(super) fn info_gone(&mut self, id: u64, ok: bool) {
+        if ok {
+            self.done.push(id);
+            return;
+        }
+        self.finishing -= 1;
+        log(&format!(
+            "warning: unable to unlink {}; will try again later\n",
+            queue::info(id)
+        ));
+        self.pqdone.push(Reverse((now() + SLEEP_SYSFAIL, id)));
     }
 
     /// Let qmail-clean remove the messages messdone finished, after the
@@ -595,14 +618,24 @@ impl Send {
     /// and with an unlinked bounce/N back too the bounce could never be
     /// built again.
     fn done_flush(&mut self) {
+        if self.done.is_empty() {
+            return;
+        }
         let ids = std::mem::take(&mut self.done);
         let infos: Vec<String> = ids.iter().map(|&id| queue::info(id)).collect();
-        queue::sync_dirs(infos.iter().map(String::as_str));
-        let reqs = ids
-            .iter()
-            .map(|id| (format!("foop/{id}"), super::clean::After::Nothing))
-            .collect();
-        self.clean_send(reqs);
+        let mut seen: Vec<&str> = Vec::new();
+        let mut reqs: Vec<(String, After)> = Vec::new();
+        for f in &infos {
+            let dir = f.rsplit_once('/').map_or(".", |(d, _)| d);
+            if !seen.contains(&dir) {
+                seen.push(dir);
+                reqs.push((format!("s{f}"), After::Nothing));
+            }
+        }
+        if let Some(last) = reqs.last_mut() {
+            last.1 = After::Synced(ids);
+        }
+        self.ask(Who::Done, reqs);
     }
 
     /// Schedule a message found in info/ at start or after a stat failure.

@@ -168,8 +168,12 @@ pub struct Send {
     /// Finished messages whose info/N is unlinked, waiting for the sync of
     /// its directory before qmail-clean may remove them.
     done: Vec<u64>,
-    /// Requests qmail-clean has yet to answer.
-    pending: clean::Pending,
+    /// Messages between the request to remove info/N and qmail-clean's
+    /// answer for mess/N.
+    finishing: usize,
+    /// qmail-clean, and qmail-done (None if it could not be started).
+    clean: clean::Peer,
+    fsdone: Option<clean::Peer>,
 }
 
 pub fn run() -> Result<(), Error> {
@@ -237,7 +241,9 @@ impl Send {
             cleanup: None,
             cleanuptime: now(),
             done: Vec::new(),
-            pending: clean::Pending::default(),
+            finishing: 0,
+            clean: clean::Peer::clean(),
+            fsdone: clean::Peer::done(),
         };
         for c in 0..2 {
             unsafe {
@@ -265,7 +271,7 @@ impl Send {
     }
 
     fn main_loop(&mut self, flags: &Flags) {
-        while !self.exitasap || !self.del_canexit() || self.todo.busy() || self.clean_busy() {
+        while !self.exitasap || !self.del_canexit() || self.todo.busy() || self.helpers_busy() {
             self.recent = now();
             if flags.exit.swap(false, Ordering::SeqCst) {
                 self.exitasap = true;
@@ -280,7 +286,7 @@ impl Send {
             let mut fds = vec![pollfd(flags.wake.as_raw_fd(), libc::POLLIN)];
             self.comm_selprep(&mut fds);
             self.del_selprep(&mut fds);
-            self.clean_selprep(&mut fds);
+            self.helpers_selprep(&mut fds);
             self.pass_selprep(&mut wakeup);
             self.todo_selprep(&mut fds, &mut wakeup);
             self.cleanup_selprep(&mut wakeup);
@@ -297,12 +303,14 @@ impl Send {
                 }
                 continue;
             }
-            drain(&flags.wake);
             self.recent = now();
             let ready = Ready(fds);
+            if ready.has(flags.wake.as_raw_fd(), libc::POLLIN) {
+                drain(&flags.wake);
+            }
             self.comm_do(&ready);
             self.del_do(&ready);
-            self.clean_do(&ready);
+            self.helpers_do(&ready);
             self.todo_do(&ready);
             self.pass_do();
             self.cleanup_do();
@@ -365,7 +373,10 @@ impl Send {
                 _ => return,
             }
         }
-        self.clean_send(vec![(format!("foop/{id}"), clean::After::Nothing)]);
+        self.ask(
+            clean::Who::Clean,
+            vec![(format!("foop/{id}"), clean::After::Nothing)],
+        );
     }
 }
 

@@ -21,19 +21,26 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// The most todo entries processed with one round of syncs.
-const TODO_BATCH: usize = 32;
+const TODO_BATCH: usize = 128;
+/// The most batches written at once: their flushes overlap at the disk.
+const TODO_CHILDREN: usize = 3;
 
 /// Where the scan of todo/ stands.
 pub struct Todo {
     dir: Option<std::vec::IntoIter<u64>>,
     next_run: i64,
     trigger: Option<File>,
-    /// The child working on a batch.
-    batch: Option<Batch>,
+    /// The children working on batches.
+    batches: Vec<Batch>,
+    /// Entries in a batch or waiting for their todo/N to go: a new scan
+    /// of todo/ must not hand them out a second time.
+    inhand: std::collections::HashSet<u64>,
 }
 
-/// A batch in a child's hands: its pid and the pipe its report comes on.
+/// A batch in a child's hands: its entries, the child's pid and the pipe
+/// its report comes on.
 struct Batch {
+    ids: Vec<u64>,
     pid: Pid,
     report: File,
     got: Vec<u8>,
@@ -45,13 +52,14 @@ impl Todo {
             dir: None,
             next_run: now(),
             trigger: open_trigger(),
-            batch: None,
+            batches: Vec::new(),
+            inhand: std::collections::HashSet::new(),
         }
     }
 
     /// Whether a batch is still being written.
     pub fn busy(&self) -> bool {
-        self.batch.is_some()
+        !self.batches.is_empty()
     }
 }
 
@@ -109,11 +117,10 @@ fn parse(data: &[u8]) -> Result<Envelope, ()> {
 
 impl Send {
     pub(super) fn todo_selprep(&self, fds: &mut Vec<libc::pollfd>, wakeup: &mut i64) {
-        if let Some(b) = &self.todo.batch {
+        for b in &self.todo.batches {
             fds.push(pollfd(b.report.as_raw_fd(), libc::POLLIN));
-            return;
         }
-        if self.exitasap {
+        if self.exitasap || self.todo.batches.len() >= TODO_CHILDREN {
             return;
         }
         if let Some(t) = &self.todo.trigger {
@@ -126,13 +133,17 @@ impl Send {
     }
 
     pub(super) fn todo_do(&mut self, ready: &Ready) {
-        if let Some(b) = &mut self.todo.batch {
+        let mut i = 0;
+        while i < self.todo.batches.len() {
+            let b = &mut self.todo.batches[i];
             if ready.has(b.report.as_raw_fd(), libc::POLLIN) && b.read_some() {
-                self.todo_finish();
+                let b = self.todo.batches.remove(i);
+                self.todo_finish(b);
+            } else {
+                i += 1;
             }
-            return;
         }
-        if self.exitasap {
+        if self.exitasap || self.todo.batches.len() >= TODO_CHILDREN {
             return;
         }
         if self.todo.dir.is_none() {
@@ -161,8 +172,12 @@ impl Send {
             }
             self.todo.next_run = self.recent + SLEEP_TODO;
         }
+        let inhand = &self.todo.inhand;
         let ids: Vec<u64> = match self.todo.dir.as_mut() {
-            Some(ids) => ids.take(TODO_BATCH).collect(),
+            Some(ids) => ids
+                .filter(|id| !inhand.contains(id))
+                .take(TODO_BATCH)
+                .collect(),
             None => Vec::new(),
         };
         if ids.is_empty() {
@@ -174,8 +189,9 @@ impl Send {
 
     /// Hand the batch to a child; if none can be started, do it here.
     fn todo_start(&mut self, ids: &[u64]) {
+        self.todo.inhand.extend(ids);
         let Ok((r, w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
-            return self.todo_done(&write_batch(&self.ctl.rw, ids));
+            return self.todo_done(ids, &write_batch(&self.ctl.rw, ids));
         };
         // SAFETY: qmail-send is single-threaded; the child writes the
         // batch, reports on its pipe and leaves through _exit.
@@ -189,21 +205,19 @@ impl Send {
                 unsafe { libc::_exit(if ok { 0 } else { 111 }) }
             }
             Ok(ForkResult::Parent { child }) => {
-                self.todo.batch = Some(Batch {
+                self.todo.batches.push(Batch {
+                    ids: ids.to_vec(),
                     pid: child,
                     report: File::from(r),
                     got: Vec::new(),
                 });
             }
-            Err(_) => self.todo_done(&write_batch(&self.ctl.rw, ids)),
+            Err(_) => self.todo_done(ids, &write_batch(&self.ctl.rw, ids)),
         }
     }
 
     /// The child has reported and gone: its entries' todo/N may go now.
-    fn todo_finish(&mut self) {
-        let Some(b) = self.todo.batch.take() else {
-            return;
-        };
+    fn todo_finish(&mut self, b: Batch) {
         let status = nix::sys::wait::waitpid(b.pid, None);
         let done = match status {
             Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => parse_report(&b.got),
@@ -213,17 +227,28 @@ impl Send {
                 Vec::new()
             }
         };
-        self.todo_done(&done);
+        self.todo_done(&b.ids, &done);
     }
 
     /// Have todo/N of the written entries removed; each message is
-    /// scheduled when qmail-clean answers for it.
-    fn todo_done(&mut self, done: &[(u64, [bool; 2])]) {
+    /// scheduled when qmail-clean answers for it. The batch's other
+    /// entries are left to the next scan.
+    fn todo_done(&mut self, ids: &[u64], done: &[(u64, [bool; 2])]) {
+        for id in ids {
+            if !done.iter().any(|(d, _)| d == id) {
+                self.todo.inhand.remove(id);
+            }
+        }
         let reqs = done
             .iter()
             .map(|&(id, chans)| (queue::todo(id), super::clean::After::Schedule(id, chans)))
             .collect();
-        self.clean_send(reqs);
+        self.ask(super::clean::Who::Clean, reqs);
+    }
+
+    /// todo/N is gone (or could not be removed): the entry is out of hand.
+    pub(super) fn todo_released(&mut self, id: u64) {
+        self.todo.inhand.remove(&id);
     }
 }
 
