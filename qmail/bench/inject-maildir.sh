@@ -18,6 +18,11 @@ bin=$(cd "$bin" && pwd)
 rounds=${ROUNDS:-2} messages=${MESSAGES:-10000} injectors=${INJECTORS:-4}
 work=$(mktemp -d "${WORKDIR:-/var/tmp}/inject-maildir.XXXXXX")
 chmod 755 "$work"
+# Each instance's directories in block groups of their own (ext4's
+# top-directory hint), so that neither side allocates its inodes among the
+# ones the other side (or an earlier run) has just freed: on an ext4
+# without a journal the allocator steps over every recently freed inode.
+chattr +T "$work" 2>/dev/null || true
 pfport=$((20000 + $$ % 10000))
 sendpid=
 cleanup() {

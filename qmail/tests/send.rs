@@ -50,6 +50,34 @@ fn delivers_to_maildir_with_qmail_send_log_lines() {
 }
 
 #[test]
+fn deliveries_go_on_when_qmail_done_dies() {
+    let h = Home::new("nodone");
+    let joe = add_joe(&h);
+    let mut s = Stack::start(&h, &[]);
+    let done = wait_until(Duration::from_secs(10), || {
+        s.child_named("qmail-done").is_some()
+    });
+    assert!(done, "qmail-send has no qmail-done child");
+    let pid = s.child_named("qmail-done").unwrap();
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    for i in 0..3 {
+        let body = format!("Subject: {i}\n\nhello\n");
+        inject(&h, &body, "me@x.org", &["joe@example.org"]);
+    }
+    let drained = wait_until(Duration::from_secs(60), || {
+        maildir_new(&joe).len() == 3
+            && ["mess", "info", "local", "todo"]
+                .iter()
+                .all(|d| h.queue_files(d).is_empty())
+    });
+    let log = s.log_text();
+    assert!(drained, "not delivered and cleaned up:\n{log}");
+    assert!(log.contains("warning: lost qmail-done, carrying on without it\n"));
+    assert_eq!(log.matches("end msg ").count(), 3, "{log}");
+    assert_eq!(s.stop(), Some(0));
+}
+
+#[test]
 fn failures_bounce_in_qsbmf_and_double_and_triple_bounces() {
     let h = Home::new("bounce");
     let joe = add_joe(&h);

@@ -247,6 +247,13 @@ impl Stack {
             .collect()
     }
 
+    /// The pid of qmail-send's child that calls itself `name`.
+    pub fn child_named(&self, name: &str) -> Option<i32> {
+        self.children().into_iter().find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+    }
+
     /// SIGTERM and wait for exit; returns the exit status.
     pub fn stop(&mut self) -> Option<i32> {
         let kids = self.children();

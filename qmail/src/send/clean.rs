@@ -164,7 +164,7 @@ impl Send {
         };
         let (out, len) = (peer.out, peer.pending.len());
         if len + reqs.len() > PENDING_MAX && !self.read_answers(who) {
-            return false;
+            return self.ask_again(who, reqs);
         }
         let mut msg = Vec::new();
         for (r, _) in &reqs {
@@ -173,12 +173,21 @@ impl Send {
         }
         if !write_all(out, &msg) {
             self.peerdied(who);
-            return false;
+            return self.ask_again(who, reqs);
         }
         if let Some(p) = self.peer(who) {
             p.pending.extend(reqs);
         }
         true
+    }
+
+    /// The helper died with `reqs` unsent: qmail-done's work is done in
+    /// the loop from now on; without qmail-clean qmail-send is exiting.
+    fn ask_again(&mut self, who: Who, reqs: Vec<(String, After)>) -> bool {
+        match who {
+            Who::Clean => false,
+            Who::Done => self.ask(who, reqs),
+        }
     }
 
     /// Whether answers are still to come.
