@@ -298,11 +298,13 @@ fn daemons_run_as_their_users_and_delivery_as_the_recipient() {
         logtext()
     );
     let pid = g.0.id();
-    assert!(wait_until(Duration::from_secs(30), || daemons(pid).len() == 4));
+    // qmail-done is qmail-send's own helper, running as qmails too.
+    assert!(wait_until(Duration::from_secs(30), || daemons(pid).len() == 5));
     let mut seen = daemons(pid);
     seen.sort();
     let want = vec![
         ("qmail-clean".to_string(), uid("qmailq")),
+        ("qmail-done".to_string(), uid("qmails")),
         ("qmail-lspawn".to_string(), 0),
         ("qmail-rspawn".to_string(), uid("qmailr")),
         ("qmail-send".to_string(), uid("qmails")),
