@@ -9,6 +9,7 @@ pub mod getopt;
 pub mod pathexec;
 pub mod privs;
 pub mod sig;
+pub mod spawn;
 pub mod tai;
 
 pub use error::{Error, Result};

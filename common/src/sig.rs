@@ -11,7 +11,7 @@ use std::process::Command;
 /// Signals the suite's programs ignore or catch; each goes back to SIG_DFL.
 /// Caught signals revert at exec by themselves, but a handler could run in
 /// the child between fork and exec, so they are reset too.
-const RESET: [libc::c_int; 10] = [
+pub(crate) const RESET: [libc::c_int; 10] = [
     libc::SIGPIPE,
     libc::SIGCHLD,
     libc::SIGTERM,

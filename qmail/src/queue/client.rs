@@ -3,15 +3,17 @@
 //! and the envelope on its fd 1, and turn its exit code into the standard
 //! `Z...`/`D...` texts that qmail-inject, qmail-send and the SMTP server show.
 
+use std::fs::File;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
 
 /// One message on its way into the queue.
 pub struct Qmail {
-    child: Child,
-    message: Option<ChildStdin>,
-    envelope: Option<std::fs::File>,
+    pid: libc::pid_t,
+    waited: bool,
+    message: Option<File>,
+    envelope: Option<File>,
     flagerr: bool,
 }
 
@@ -25,26 +27,30 @@ fn program() -> PathBuf {
 }
 
 impl Qmail {
-    /// Start qmail-queue; Err when it cannot be started.
+    /// Start qmail-queue (posix_spawn: no copy of the caller, however
+    /// large); Err when it cannot be started.
     pub fn open() -> std::io::Result<Qmail> {
+        let (mess_r, mess_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let (env_r, env_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        let child = common::sig::default_signals(&mut Command::new(program()))
-            .current_dir(crate::home::home())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::from(env_r))
-            .spawn()?;
-        let mut child = child;
+        let prog = program();
+        let pid = common::spawn::spawn(
+            &prog,
+            &[prog.as_os_str()],
+            Some(&crate::home::home()),
+            &[(mess_r.as_raw_fd(), 0), (env_r.as_raw_fd(), 1)],
+        )?;
         Ok(Qmail {
-            message: child.stdin.take(),
-            child,
-            envelope: Some(std::fs::File::from(env_w)),
+            pid,
+            waited: false,
+            message: Some(File::from(mess_w)),
+            envelope: Some(File::from(env_w)),
             flagerr: false,
         })
     }
 
     /// qmail-queue's pid: the `qp` in qmail-send's logs.
     pub fn qp(&self) -> u32 {
-        self.child.id()
+        self.pid as u32
     }
 
     /// Append message bytes; a failure is remembered and reported by close.
@@ -95,14 +101,27 @@ impl Qmail {
         }
         self.message = None;
         self.envelope = None;
-        let status = match self.child.wait() {
-            Ok(s) => s,
+        self.waited = true;
+        let code = match common::spawn::wait(self.pid) {
+            Ok(c) => c,
             Err(_) => return Err("Zqq waitpid surprise (#4.3.0)".into()),
         };
-        match status.code() {
+        match code {
             None => Err("Zqq crashed (#4.3.0)".into()),
             Some(0) if !self.flagerr => Ok(()),
             Some(c) => Err(exit_text(c).into()),
+        }
+    }
+}
+
+/// A message given up on: qmail-queue sees its input end, gives up too,
+/// and is reaped rather than left a zombie.
+impl Drop for Qmail {
+    fn drop(&mut self) {
+        if !self.waited {
+            self.message = None;
+            self.envelope = None;
+            let _ = common::spawn::wait(self.pid);
         }
     }
 }
