@@ -22,6 +22,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 
 /// Requests written and not yet answered beyond which the loop waits for
 /// answers before writing more; far below what the pipes hold, so neither
@@ -132,8 +133,6 @@ fn fs_op(req: &[u8]) -> u8 {
         b'!'
     }
 }
-
-use std::os::unix::ffi::OsStrExt;
 
 /// Which helper a request is for.
 #[derive(Clone, Copy)]
