@@ -412,7 +412,10 @@ impl Send {
                 }
             }
         }
-        for q in [&self.pqfail, &self.pqdone] {
+        // A finished message waits while 64 others are being finished;
+        // qmail-done's answer ends the wait, so no timer is needed then.
+        let done = (self.finishing < FINISHING_MAX).then_some(&self.pqdone);
+        for q in [Some(&self.pqfail), done].into_iter().flatten() {
             if let Some((dt, _)) = pq_min(q) {
                 *wakeup = (*wakeup).min(dt);
             }
