@@ -1,9 +1,9 @@
 //! Delivery into a maildir (maildir(5)): write the message under tmp/ with a
 //! unique name, fsync it, link it into new/, remove the tmp/ name, and fsync
 //! new/ so the link survives a crash on filesystems without synchronous
-//! directory updates. As in qmail-local the delivery runs in a child, and
-//! one still stuck after 24 hours (a hung NFS server, say) is killed as the
-//! original's alarm ends it: the tmp/ file removed, "Timeout on maildir delivery. (#4.3.0)", exit 111. Also the
+//! directory updates. As qmail-local's alarm does, a delivery still stuck
+//! after 24 hours (a hung NFS server, say) is given up: the tmp/ file
+//! removed, "Timeout on maildir delivery. (#4.3.0)", exit 111. Also the
 //! helpers' view of a maildir: cleaning tmp/ and listing new/ and cur/
 //! oldest first.
 
@@ -84,31 +84,14 @@ fn check_dir(dir: &Path) -> Result<(), Error> {
     }
 }
 
-/// Write `head` then everything from `msg` into `out`.
-fn write_message(out: &mut File, head: &[&[u8]], msg: &mut File) -> Result<(), Error> {
-    for h in head {
-        out.write_all(h).map_err(|_| temp_error())?;
-    }
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let n = match msg.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return Err(bare(111, "Unable to read message. (#4.3.0)")),
-        };
-        out.write_all(&buf[..n]).map_err(|_| temp_error())?;
-    }
-    out.sync_all().map_err(|_| temp_error())
-}
-
 /// Deliver `msg` (already rewound) into maildir `dir` with the Return-Path
 /// and Delivered-To lines on top.
 pub fn deliver(dir: &Path, rpline: &[u8], dtline: &[u8], msg: &mut File) -> Result<(), Error> {
     deliver_within(DELIVERY_LIMIT, dir, rpline, dtline, msg)
 }
 
-/// [`deliver`] giving up after `limit`.
+/// [`deliver`] giving up after `limit`: the tmp/ file removed, nothing in
+/// new/ (unless the limit passed after the link).
 fn deliver_within(
     limit: Duration,
     dir: &Path,
@@ -117,104 +100,112 @@ fn deliver_within(
     msg: &mut File,
 ) -> Result<(), Error> {
     check_dir(dir)?;
-    // Named here, in the parent, so that the parent can remove it whatever
-    // became of the child.
     let (tmp, mut f) = create_tmp(dir)?;
-    let result = in_child(limit, || {
-        write_message(&mut f, &[rpline, dtline], msg)?;
+    let result = Limit::start(limit).and_then(|lim| {
+        write_message(&lim, &mut f, &[rpline, dtline], msg)?;
         let new = dir.join("new").join(tmp.file_name().unwrap_or_default());
-        std::fs::hard_link(&tmp, &new).map_err(|_| temp_error())?;
-        File::open(dir.join("new"))
-            .and_then(|d| d.sync_all())
-            .map_err(|_| temp_error())
+        let linked = std::fs::hard_link(&tmp, &new);
+        lim.check()?;
+        linked.map_err(|_| temp_error())?;
+        let synced = File::open(dir.join("new")).and_then(|d| d.sync_all());
+        lim.check()?;
+        synced.map_err(|_| temp_error())
     });
     let _ = std::fs::remove_file(&tmp);
     result
 }
 
-/// How a delivery child ends, by its exit code (qmail-local's numbering;
-/// the last is the parent's word for a child killed by a signal).
-const OUTCOMES: [&str; 6] = [
-    "",
-    "Temporary error on maildir delivery. (#4.3.0)",
-    "Unable to chdir to maildir. (#4.2.1)",
-    TIMEOUT_TEXT,
-    "Unable to read message. (#4.3.0)",
-    "Aack, child crashed. (#4.3.0)",
-];
-
-fn outcome(code: usize) -> Result<(), Error> {
-    match code {
-        0 => Ok(()),
-        c => Err(bare(111, OUTCOMES.get(c).copied().unwrap_or(OUTCOMES[1]))),
+/// Write `head` then everything from `msg` into `out`, and sync it.
+fn write_message(lim: &Limit, out: &mut File, head: &[&[u8]], msg: &mut File) -> Result<(), Error> {
+    for h in head {
+        lim.write_all(out, h)?;
     }
-}
-
-/// Run `work` in a child process, as qmail-local runs a maildir delivery,
-/// so that a delivery stuck in the kernel (a hung NFS server) can be
-/// killed after `limit`, where the original's alarm would have ended it.
-fn in_child(limit: Duration, work: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
-    // SAFETY: qmail-local is single-threaded; the child only does the
-    // delivery and leaves through _exit.
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => {
-            let code = match work() {
-                Ok(()) => 0,
-                Err(e) => OUTCOMES.iter().position(|t| *t == e.msg).unwrap_or(1),
-            };
-            unsafe { libc::_exit(code as i32) }
-        }
-        Ok(nix::unistd::ForkResult::Parent { child }) => outcome(reap(child, limit)),
-        Err(e) => Err(bare(
-            111,
-            format!(
-                "Unable to fork: {}. (#4.3.0)",
-                common::errstr::text(e as i32)
-            ),
-        )),
-    }
-}
-
-/// Wait for `child` at most `limit`, then kill it; its outcome code.
-fn reap(child: nix::unistd::Pid, limit: Duration) -> usize {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    let deadline = std::time::Instant::now() + limit;
+    let mut buf = [0u8; 65536];
     loop {
-        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return code as usize,
-            Ok(WaitStatus::Signaled(..)) => return 5,
-            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {}
-            Ok(_) | Err(_) => return 1,
-        }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(child, None);
-            return 3;
-        }
-        wait_exit(child, left);
+        let n = match msg.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                lim.check()?;
+                continue;
+            }
+            Err(_) => return Err(bare(111, "Unable to read message. (#4.3.0)")),
+        };
+        lim.write_all(out, &buf[..n])?;
     }
+    let synced = out.sync_all();
+    lim.check()?;
+    synced.map_err(|_| temp_error())
 }
 
-/// Sleep until `child` may have exited or `left` has passed: poll on a
-/// pidfd where the kernel has them, short naps otherwise.
-fn wait_exit(child: nix::unistd::Pid, left: Duration) {
-    let ms = left.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) } as i32;
-    if fd < 0 {
-        std::thread::sleep(left.min(Duration::from_millis(100)));
-        return;
+thread_local! {
+    /// Set by SIGALRM when this thread's delivery limit has passed.
+    static EXPIRED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+extern "C" fn expired(_: libc::c_int) {
+    EXPIRED.with(|e| e.set(true));
+}
+
+/// qmail-local's alarm on a maildir delivery, without the child process it
+/// ran in: a timer sends SIGALRM to this thread, whose handler (installed
+/// without SA_RESTART) interrupts a read or write stuck on a dead NFS server;
+/// every step then checks whether the limit has passed. The original's
+/// handler, too, could only run once the stuck system call gave way.
+struct Limit {
+    _timer: nix::sys::timer::Timer,
+}
+
+impl Limit {
+    fn start(limit: Duration) -> Result<Limit, Error> {
+        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigEvent, SigHandler, SigSet};
+        use nix::sys::signal::{SigevNotify, Signal};
+        use nix::sys::timer::{Expiration, Timer, TimerSetTimeFlags};
+        EXPIRED.with(|e| e.set(false));
+        let on_alarm = SigAction::new(
+            SigHandler::Handler(expired),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: the handler only sets a thread-local flag.
+        unsafe { sigaction(Signal::SIGALRM, &on_alarm) }.map_err(|_| temp_error())?;
+        let event = SigEvent::new(SigevNotify::SigevThreadId {
+            signal: Signal::SIGALRM,
+            thread_id: nix::unistd::gettid().as_raw(),
+            si_value: 0,
+        });
+        let mut timer =
+            Timer::new(nix::time::ClockId::CLOCK_MONOTONIC, event).map_err(|_| temp_error())?;
+        timer
+            .set(
+                Expiration::OneShot(limit.into()),
+                TimerSetTimeFlags::empty(),
+            )
+            .map_err(|_| temp_error())?;
+        Ok(Limit { _timer: timer })
     }
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd; fd is ours and closed right after.
-    unsafe {
-        libc::poll(&mut p, 1, ms);
-        libc::close(fd);
+
+    fn check(&self) -> Result<(), Error> {
+        if EXPIRED.with(std::cell::Cell::get) {
+            return Err(bare(111, TIMEOUT_TEXT));
+        }
+        Ok(())
+    }
+
+    fn write_all(&self, out: &mut File, mut b: &[u8]) -> Result<(), Error> {
+        while !b.is_empty() {
+            match out.write(b) {
+                Ok(0) => return Err(temp_error()),
+                Ok(n) => b = &b[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.check()?;
+                    return Err(temp_error());
+                }
+            }
+            self.check()?;
+        }
+        Ok(())
     }
 }
 
@@ -346,22 +337,5 @@ mod tests {
             b"R\nD\nSubject: x\n\nhi\n"
         );
         let _ = std::fs::remove_dir_all(&d);
-    }
-
-    #[test]
-    fn a_child_killed_by_a_signal_is_a_crash() {
-        let r = in_child(Duration::from_secs(600), || {
-            unsafe { libc::raise(libc::SIGKILL) };
-            Ok(())
-        });
-        assert_eq!(r.unwrap_err().msg, "Aack, child crashed. (#4.3.0)");
-    }
-
-    #[test]
-    fn a_childs_failure_comes_back_with_its_text() {
-        let r = in_child(Duration::from_secs(600), || {
-            Err(bare(111, "Unable to read message. (#4.3.0)"))
-        });
-        assert_eq!(r.unwrap_err().msg, "Unable to read message. (#4.3.0)");
     }
 }

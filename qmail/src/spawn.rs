@@ -19,7 +19,7 @@ use common::Error;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 
 /// How many deliveries one spawner runs at once (conf-spawn).
@@ -44,6 +44,24 @@ pub trait Spawner {
     fn report(&self, status: WaitStatus, output: &[u8], n: usize) -> Vec<Vec<u8>>;
     /// Cut the program's output beyond this many bytes (0: never).
     fn truncreport(&self) -> usize;
+    /// Deliveries in hand in resident processes (which outlive them): the
+    /// descriptor that answers for each and the pid standing for it.
+    fn watched(&self) -> Vec<(RawFd, Pid)> {
+        Vec::new()
+    }
+    /// The exit status resident process `pid` gave for its delivery in
+    /// hand, once it has given it.
+    fn answer(&self, _pid: Pid) -> Option<i32> {
+        None
+    }
+    /// Child `pid` has been reaped.
+    fn gone(&self, _pid: Pid) {}
+    /// Milliseconds until `tick` has something to do (-1: nothing).
+    fn timeout(&self) -> i32 {
+        -1
+    }
+    /// Housekeeping between requests (idle resident processes).
+    fn tick(&self) {}
 }
 
 /// One delivery in progress.
@@ -198,18 +216,34 @@ impl<S: Spawner> Spawn<'_, S> {
         for &i in &busy {
             fds.push(pfd(self.d[i].as_ref().expect("busy").fdin.as_raw_fd()));
         }
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        let watched = self.sp.watched();
+        fds.extend(watched.iter().map(|&(fd, _)| pfd(fd)));
+        let r = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                self.sp.timeout(),
+            )
+        };
         if r < 0 {
             return;
         }
-        let mut buf = [0u8; 256];
-        while matches!((&*sigchld).read(&mut buf), Ok(n) if n > 0) {}
-        self.reap();
+        self.sp.tick();
         let ready = |fd: i32| {
             fds.iter().any(|p| {
                 p.fd == fd && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
             })
         };
+        for &(fd, pid) in &watched {
+            if ready(fd) {
+                if let Some(code) = self.sp.answer(pid) {
+                    self.ended(pid, WaitStatus::Exited(pid, code));
+                }
+            }
+        }
+        let mut buf = [0u8; 256];
+        while matches!((&*sigchld).read(&mut buf), Ok(n) if n > 0) {}
+        self.reap();
         if self.reading && ready(0) {
             self.getcmd();
         }
@@ -224,16 +258,28 @@ impl<S: Spawner> Spawn<'_, S> {
         }
     }
 
-    /// Collect dead children; closing our copy of their pipe lets EOF come.
+    /// Collect dead children. A resident process may have answered just
+    /// before it died: its answer, not its death, ends the delivery.
     fn reap(&mut self) {
         while let Ok(st) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             let Some(pid) = st.pid() else { break };
-            for d in self.d.iter_mut().flatten() {
-                if d.pid == Some(pid) {
-                    d.fdout = None;
-                    d.status = Some(st);
-                    d.pid = None;
-                }
+            let st = match self.sp.answer(pid) {
+                Some(code) => WaitStatus::Exited(pid, code),
+                None => st,
+            };
+            self.sp.gone(pid);
+            self.ended(pid, st);
+        }
+    }
+
+    /// The delivery `pid` stood for is over; closing our copy of its pipe
+    /// lets end of file come.
+    fn ended(&mut self, pid: Pid, st: WaitStatus) {
+        for d in self.d.iter_mut().flatten() {
+            if d.pid == Some(pid) {
+                d.fdout = None;
+                d.status = Some(st);
+                d.pid = None;
             }
         }
     }

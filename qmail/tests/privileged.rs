@@ -80,7 +80,12 @@ struct MailUser {
 
 impl MailUser {
     fn new(dir: &Path) -> MailUser {
-        let name = format!("qft{}", std::process::id());
+        MailUser::named(dir, "")
+    }
+
+    /// A user named qft, this process's pid and `tag`.
+    fn named(dir: &Path, tag: &str) -> MailUser {
+        let name = format!("qft{}{tag}", std::process::id());
         let home = dir.join(&name);
         // A leftover of a killed earlier run with this pid, if any.
         let _ = Command::new("userdel")
@@ -280,23 +285,8 @@ fn daemons_run_as_their_users_and_delivery_as_the_recipient() {
     let home = install(&t);
     let u = MailUser::new(t.path());
     let log = t.path().join("send.log");
-    let path = format!("{}:{}", home.join("bin").display(), path_with_bins());
-    let child = Command::new(home.join("bin/qmail-start"))
-        .arg("./Maildir/")
-        .env("QMAILHOME", &home)
-        .env("PATH", &path)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let mut g = Group(child);
+    let mut g = start_as_root(&home, &log);
     let logtext = || std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        wait_until(Duration::from_secs(60), || logtext().contains("status: ")),
-        "qmail-send did not start: {}",
-        logtext()
-    );
     let pid = g.0.id();
     // qmail-done is qmail-send's own helper, running as qmails too.
     assert!(wait_until(Duration::from_secs(30), || daemons(pid).len() == 5));
@@ -313,24 +303,11 @@ fn daemons_run_as_their_users_and_delivery_as_the_recipient() {
 
     // Queued as qmailq (what the setuid bit gives qmail-queue), delivered
     // by qmail-local running as the recipient.
-    let envfile = t.path().join("env");
-    std::fs::write(&envfile, format!("Fme@x.org\0T{}@example.org\0\0", u.name)).unwrap();
-    let mut q = Command::new(bin("qmail-queue"))
-        .env("QMAILHOME", &home)
-        .uid(uid("qmailq"))
-        .gid(gid("qmail"))
-        .stdin(Stdio::piped())
-        .stdout(std::fs::File::open(&envfile).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut i = q.stdin.take().unwrap();
-        i.write_all(b"Subject: root\n\nhello\n").unwrap();
-    }
-    let out = wait_output(q, Duration::from_secs(60));
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    queue_as_qmailq(
+        &home,
+        format!("Fme@x.org\0T{}@example.org\0\0", u.name).as_bytes(),
+        b"Subject: root\n\nhello\n",
+    );
     let new = u.home.join("Maildir/new");
     assert!(
         wait_until(Duration::from_secs(60), || std::fs::read_dir(&new)
@@ -375,23 +352,10 @@ fn remote_channel_reads_the_queue(home: &Path, logtext: &dyn Fn() -> String) {
         format!("remote.test:127.0.0.1:{port}\n"),
     )
     .unwrap();
-    let envfile = home.join("../env-remote");
-    std::fs::write(&envfile, b"Fme@x.org\0Tyou@remote.test\0\0").unwrap();
-    let mut q = Command::new(bin("qmail-queue"))
-        .env("QMAILHOME", home)
-        .uid(uid("qmailq"))
-        .gid(gid("qmail"))
-        .stdin(Stdio::piped())
-        .stdout(std::fs::File::open(&envfile).unwrap())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let _ = q.stdin.take().unwrap().write_all(b"Subject: far\n\nx\n");
-    }
-    assert_eq!(
-        wait_output(q, Duration::from_secs(60)).status.code(),
-        Some(0)
+    queue_as_qmailq(
+        home,
+        b"Fme@x.org\0Tyou@remote.test\0\0",
+        b"Subject: far\n\nx\n",
     );
     assert!(
         wait_until(Duration::from_secs(120), || logtext()
@@ -402,6 +366,103 @@ fn remote_channel_reads_the_queue(home: &Path, logtext: &dyn Fn() -> String) {
     let text = logtext();
     assert!(!text.contains("wrong owner"), "{text}");
     assert!(text.contains("delivery 2: deferral: "), "{text}");
+}
+
+/// Queue a message with qmail-queue running as qmailq (what its setuid bit
+/// gives it); asserts success.
+fn queue_as_qmailq(home: &Path, envelope: &[u8], message: &[u8]) {
+    let envfile = home.join(format!(
+        "../env-{}",
+        COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    std::fs::write(&envfile, envelope).unwrap();
+    let mut q = Command::new(bin("qmail-queue"))
+        .env("QMAILHOME", home)
+        .uid(uid("qmailq"))
+        .gid(gid("qmail"))
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::open(&envfile).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let _ = q.stdin.take().unwrap().write_all(message);
+    }
+    let out = wait_output(q, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// qmail-start as root on `home`, logging to `log`.
+fn start_as_root(home: &Path, log: &Path) -> Group {
+    let path = format!("{}:{}", home.join("bin").display(), path_with_bins());
+    let child = Command::new(home.join("bin/qmail-start"))
+        .arg("./Maildir/")
+        .env("QMAILHOME", home)
+        .env("PATH", &path)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(log).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let g = Group(child);
+    let logtext = || std::fs::read_to_string(log).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(60), || logtext().contains("status: ")),
+        "qmail-send did not start: {}",
+        logtext()
+    );
+    g
+}
+
+#[test]
+fn resident_deliveries_stay_with_their_user() {
+    // Two users, each with a program delivery and a Maildir one, all in
+    // one message: every delivery runs as its own recipient, whichever
+    // resident qmail-local process carries it out.
+    let Some(_serial) = root() else {
+        return;
+    };
+    let t = suid_tempdir("priv-resident");
+    let home = install(&t);
+    let users = [
+        MailUser::named(t.path(), "a"),
+        MailUser::named(t.path(), "b"),
+    ];
+    for u in &users {
+        std::fs::write(u.home.join(".qmail-prog"), "|id -u > uid\n").unwrap();
+    }
+    let log = t.path().join("send.log");
+    let mut g = start_as_root(&home, &log);
+    let mut envelope = b"Fme@x.org\0".to_vec();
+    for u in &users {
+        envelope.extend(format!("T{}-prog@example.org\0T{0}@example.org\0", u.name).bytes());
+    }
+    envelope.push(0);
+    queue_as_qmailq(&home, &envelope, b"Subject: two\n\nhello\n");
+    let logtext = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(60), || logtext().contains("end msg ")),
+        "{}",
+        logtext()
+    );
+    assert_eq!(logtext().matches(": success: ").count(), 4, "{}", logtext());
+    for u in &users {
+        let id = uid(&u.name);
+        assert_eq!(
+            std::fs::read_to_string(u.home.join("uid")).unwrap(),
+            format!("{id}\n")
+        );
+        let new: Vec<_> = std::fs::read_dir(u.home.join("Maildir/new"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert_eq!(new.len(), 1);
+        assert_eq!(stat(&new[0].path()).0, id, "delivered as someone else");
+    }
+    g.stop();
 }
 
 /// qmail-start's process group, killed by its id on drop.

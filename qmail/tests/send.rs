@@ -334,7 +334,11 @@ fn a_queue_of_waiting_messages_is_taken_in_batches_without_losing_order() {
         assert!(new < start && start < end, "msg {id} out of order:\n{log}");
     }
     assert_eq!(log.matches("new msg ").count(), 100);
-    assert!(h.queue_files("todo").is_empty() && h.queue_files("info").is_empty());
+    // "end msg" is logged before info/N goes, as in qmail.
+    assert!(wait_until(Duration::from_secs(30), || h
+        .queue_files("todo")
+        .is_empty()
+        && h.queue_files("info").is_empty()));
 }
 
 #[test]
@@ -365,6 +369,43 @@ fn deliveries_run_as_qmail_local_with_default_signals() {
     let sigign = std::fs::read_to_string(joe.join("sigign")).unwrap();
     let mask = u64::from_str_radix(sigign.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
     assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{sigign}");
+}
+
+#[test]
+fn a_users_deliveries_share_a_process_but_never_an_environment() {
+    // qmail-lspawn keeps a resident qmail-local per user: the second
+    // delivery runs in the same process as the first, yet sees only its
+    // own variables (no DEFAULT left over from joe-x-y's delivery).
+    let h = Home::new("resident");
+    let joe = add_joe(&h);
+    std::fs::write(
+        joe.join(".qmail-x-default"),
+        "|echo $PPID > ppid1; env > env1\n",
+    )
+    .unwrap();
+    std::fs::write(joe.join(".qmail-z"), "|echo $PPID > ppid2; env > env2\n").unwrap();
+    let s = Stack::start(&h, &[]);
+    inject(
+        &h,
+        "Subject: 1\n\nx\n",
+        "me@x.org",
+        &["joe-x-y@example.org"],
+    );
+    s.wait_log("end msg ");
+    inject(&h, "Subject: 2\n\nx\n", "me@x.org", &["joe-z@example.org"]);
+    let log = s.wait_log("delivery 2: success");
+    assert!(log.contains("delivery 1: success: did_0+0+1/\n"), "{log}");
+    let env1 = std::fs::read_to_string(joe.join("env1")).unwrap();
+    let env2 = std::fs::read_to_string(joe.join("env2")).unwrap();
+    assert!(env1.lines().any(|l| l == "DEFAULT=y"), "{env1}");
+    assert!(env1.lines().any(|l| l == "EXT=x-y"), "{env1}");
+    assert!(!env2.lines().any(|l| l.starts_with("DEFAULT=")), "{env2}");
+    assert!(env2.lines().any(|l| l == "EXT=z"), "{env2}");
+    assert!(env2.lines().any(|l| l == "LOCAL=joe-z"), "{env2}");
+    assert_eq!(
+        std::fs::read_to_string(joe.join("ppid1")).unwrap(),
+        std::fs::read_to_string(joe.join("ppid2")).unwrap()
+    );
 }
 
 #[test]

@@ -4,20 +4,23 @@
 //! sender defaultdelivery`); qmail-local's exit code (or the lookup's
 //! trouble, as qmail's QLX codes) becomes the report.
 //!
-//! Unlike the original, the forked child does not exec bin/qmail-local: it
-//! runs the same code (this crate's `local`) itself, named qmail-local and
-//! with the signal state a fresh qmail-local starts with. The child is
-//! still a process of its own that has become the user before touching
-//! anything of theirs; only the exec is saved, which on a virtual machine
-//! costs about a millisecond of CPU per delivery (the dynamic loader, page
-//! faults, glibc's CPUID probing).
+//! Unlike the original, qmail-local is not exec'd: its code (this crate's
+//! `local`) runs in a process that has become the user before touching
+//! anything of theirs, named qmail-local and with the signal state a fresh
+//! qmail-local starts with. A user who is found and may be delivered to
+//! gets a resident such process (see `resident`), kept for that user's
+//! next deliveries; anything else gets a child forked for the one delivery,
+//! which reports the trouble as qmail-lspawn always has. The exec, the fork
+//! and the exit were most of a local delivery's CPU.
+
+mod resident;
 
 use crate::spawn::{self, Spawner};
 use common::Error;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{ForkResult, Pid};
 use std::ffi::{OsStr, OsString};
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 const QLX_USAGE: i32 = 112;
@@ -34,6 +37,7 @@ const QLX_EXECHARD: i32 = 126;
 pub struct Local {
     aliasempty: String,
     ids: crate::ids::Ids,
+    pool: resident::Pool,
 }
 
 /// The report for qmail-local's exit status and output.
@@ -112,22 +116,68 @@ impl Local {
                 exit(QLX_ROOT);
             }
         }
-        let args: Vec<OsString> = [
-            b"--".as_slice(),
+        let mut args = vec![OsString::from("--")];
+        args.extend(
+            self.local_args(&d, sender, recip, at)
+                .iter()
+                .map(|a| OsStr::from_bytes(a).to_owned()),
+        );
+        become_qmail_local();
+        common::error::main_exit("qmail-local", crate::local::run(&args))
+    }
+
+    /// qmail-local's arguments after `--`: user homedir local dash ext
+    /// domain sender defaultdelivery.
+    fn local_args<'a>(
+        &'a self,
+        d: &'a crate::users::Delivery,
+        sender: &'a str,
+        recip: &'a str,
+        at: usize,
+    ) -> [&'a [u8]; 8] {
+        [
             d.user.as_bytes(),
             d.homedir.as_os_str().as_bytes(),
-            local.as_bytes(),
+            &recip.as_bytes()[..at],
             d.dash.as_bytes(),
             d.ext.as_bytes(),
             &recip.as_bytes()[at + 1..],
             sender.as_bytes(),
             self.aliasempty.as_bytes(),
         ]
-        .iter()
-        .map(|a| OsStr::from_bytes(a).to_owned())
-        .collect();
-        become_qmail_local();
-        common::error::main_exit("qmail-local", crate::local::run(&args))
+    }
+
+    /// Hand the delivery to a resident process of the user, when the user
+    /// is found and is one a delivery may run as. Anything else (no such
+    /// user, trouble looking up, root) takes the forked child's path, which
+    /// reports it as qmail-lspawn always has.
+    fn resident(
+        &self,
+        mess: &OwnedFd,
+        out: &OwnedFd,
+        sender: &str,
+        recip: &str,
+        at: usize,
+    ) -> Option<Pid> {
+        if at == 0 {
+            return None;
+        }
+        let d = crate::users::lookup(&recip[..at]).ok()??;
+        let eligible = if self.ids.privileged {
+            d.uid != 0
+        } else {
+            d.uid == nix::unistd::getuid().as_raw()
+        };
+        if !eligible {
+            return None;
+        }
+        let acct = common::privs::Account {
+            uid: d.uid,
+            gid: d.gid,
+        };
+        let args = self.local_args(&d, sender, recip, at);
+        self.pool
+            .deliver(acct, self.ids.privileged, mess, out, &args)
     }
 }
 
@@ -153,6 +203,9 @@ impl Spawner for Local {
         recips: &[String],
         at: usize,
     ) -> Option<Pid> {
+        if let Some(pid) = self.resident(&mess, &out, sender, &recips[0], at) {
+            return Some(pid);
+        }
         // Safe: the spawner is single-threaded.
         match unsafe { nix::unistd::fork() } {
             Ok(ForkResult::Child) => self.child(mess, out, sender, &recips[0], at),
@@ -172,6 +225,26 @@ impl Spawner for Local {
     fn truncreport(&self) -> usize {
         3000
     }
+
+    fn watched(&self) -> Vec<(RawFd, Pid)> {
+        self.pool.watched()
+    }
+
+    fn answer(&self, pid: Pid) -> Option<i32> {
+        self.pool.answer(pid)
+    }
+
+    fn gone(&self, pid: Pid) {
+        self.pool.gone(pid)
+    }
+
+    fn timeout(&self) -> i32 {
+        self.pool.timeout()
+    }
+
+    fn tick(&self) {
+        self.pool.tick()
+    }
 }
 
 /// qmail-lspawn defaultdelivery
@@ -182,6 +255,7 @@ pub fn run(args: &[OsString]) -> Result<(), Error> {
     let l = Local {
         aliasempty: aliasempty.to_string_lossy().into_owned(),
         ids: crate::ids::ids(),
+        pool: resident::Pool::default(),
     };
     spawn::run(&l)
 }
