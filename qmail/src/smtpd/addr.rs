@@ -115,6 +115,13 @@ fn literal(host: &[u8]) -> Option<IpAddr> {
     text.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
+/// Whether the address's domain is an address literal (`[...]`).
+pub fn has_literal(addr: &[u8]) -> bool {
+    addr.iter()
+        .rposition(|&b| b == b'@')
+        .is_some_and(|j| literal(&addr[j + 1..]).is_some())
+}
+
 /// `user@[ip]` naming one of this host's addresses becomes `user@liphost`.
 pub fn local_literal(addr: Vec<u8>, me: &HashSet<IpAddr>, liphost: &str) -> Vec<u8> {
     let Some(j) = addr.iter().rposition(|&b| b == b'@') else {

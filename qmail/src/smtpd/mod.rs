@@ -29,6 +29,9 @@ const MAXCMD: usize = 8192;
 
 const TIMEOUT_REPLY: &[u8] = b"451 timeout (#4.4.2)\r\n";
 
+/// An address from MAIL or RCPT and the parameters after it.
+type Address<'a> = (Vec<u8>, &'a [u8]);
+
 /// Everything read once at startup: controls and tcpserver's environment.
 pub struct Config {
     pub greeting: Vec<u8>,
@@ -39,7 +42,9 @@ pub struct Config {
     pub databytes: u64,
     pub peer: addr::Peer,
     pub relayclient: Option<Vec<u8>>,
-    pub ipme: HashSet<IpAddr>,
+    /// This host's addresses, found the first time an address literal
+    /// needs them (as qmail's ipme_is does), not for every connection.
+    pub ipme: Option<HashSet<IpAddr>>,
     /// checkprogram and its arguments: SMTP AUTH is offered when given.
     pub checkprog: Vec<OsString>,
     /// SMTPAUTH=`!...`: MAIL is refused until AUTH succeeds.
@@ -84,7 +89,7 @@ impl Config {
             databytes,
             peer: peer_from_env(),
             relayclient: env("RELAYCLIENT"),
-            ipme: HashSet::new(),
+            ipme: None,
             checkprog: Vec::new(),
             authrequired: false,
         })
@@ -168,15 +173,12 @@ fn auth_required(checkprog: &[OsString]) -> bool {
         && std::env::var_os("SMTPAUTH").is_some_and(|v| v.as_encoded_bytes().starts_with(b"!"))
 }
 
-/// chdir to QMAILHOME, read the controls and this host's addresses; on
-/// failure the 421 reply to give.
+/// chdir to QMAILHOME and read the controls; on failure the 421 reply to
+/// give.
 fn setup() -> Result<Config, &'static [u8]> {
     const CONTROLS: &[u8] = b"421 unable to read controls (#4.3.0)\r\n";
     std::env::set_current_dir(crate::home::home()).map_err(|_| CONTROLS)?;
-    let mut cfg = Config::load().map_err(|_| CONTROLS)?;
-    cfg.ipme =
-        addr::ipme().map_err(|_| &b"421 unable to figure out my IP addresses (#4.3.0)\r\n"[..])?;
-    Ok(cfg)
+    Config::load().map_err(|_| CONTROLS)
 }
 
 impl Session {
@@ -250,7 +252,7 @@ impl Session {
             b"rcpt" => self.rcpt(arg)?,
             b"auth" if !self.cfg.checkprog.is_empty() => self.auth(arg)?,
             b"starttls" if self.conn.tls().is_none() => self.starttls(arg)?,
-            b"mail" => self.mail(arg),
+            b"mail" => self.mail(arg)?,
             b"data" => self.data()?,
             b"quit" => {
                 self.greet(b"221 ");
@@ -305,36 +307,55 @@ impl Session {
         self.dohelo(arg);
     }
 
-    /// An address from MAIL or RCPT, this host's literals rewritten.
-    fn address<'a>(&self, arg: &'a [u8]) -> Option<(Vec<u8>, &'a [u8])> {
-        let (a, params) = addr::parse(arg)?;
-        let a = match &self.cfg.liphost {
-            Some(l) => addr::local_literal(a, &self.cfg.ipme, l),
+    /// An address from MAIL or RCPT, this host's literals rewritten; None
+    /// for a syntax error. Not knowing this host's addresses ends the
+    /// session, as in qmail.
+    fn address<'a>(&mut self, arg: &'a [u8]) -> Result<Option<Address<'a>>, Error> {
+        let Some((a, params)) = addr::parse(arg) else {
+            return Ok(None);
+        };
+        let Some(l) = &self.cfg.liphost else {
+            return Ok(Some((a, params)));
+        };
+        if self.cfg.ipme.is_none() && addr::has_literal(&a) {
+            match addr::ipme() {
+                Ok(me) => self.cfg.ipme = Some(me),
+                Err(_) => {
+                    self.conn
+                        .out(b"421 unable to figure out my IP addresses (#4.3.0)\r\n");
+                    let _ = self.conn.flush();
+                    return Err(io::gone());
+                }
+            }
+        }
+        let a = match &self.cfg.ipme {
+            Some(me) => addr::local_literal(a, me, l),
             None => a,
         };
-        Some((a, params))
+        Ok(Some((a, params)))
     }
 
-    fn mail(&mut self, arg: &[u8]) {
+    fn mail(&mut self, arg: &[u8]) -> Result<(), Error> {
         if self.cfg.authrequired && !self.authd {
             self.conn.out(b"530 authentication required (#5.7.1)\r\n");
-            return;
+            return Ok(());
         }
-        let Some((a, params)) = self.address(arg) else {
+        let Some((a, params)) = self.address(arg)? else {
             self.conn.out(b"555 syntax error (#5.5.4)\r\n");
-            return;
+            return Ok(());
         };
         let db = self.cfg.databytes;
         if db > 0 && addr::size_param(params).is_some_and(|s| s > db) {
             self.conn
                 .out(b"552 sorry, that message size exceeds my databytes limit (#5.3.4)\r\n");
-            return;
+            return Ok(());
         }
         self.env.flagbarf = addr::bad_mail_from(&self.cfg.bmf, &a);
         self.env.seenmail = true;
         self.env.rcptto.clear();
         self.env.mailfrom = a;
         self.conn.out(b"250 ok\r\n");
+        Ok(())
     }
 
     fn rcpt(&mut self, arg: &[u8]) -> Result<(), Error> {
@@ -342,7 +363,7 @@ impl Session {
             self.conn.out(b"503 MAIL first (#5.5.1)\r\n");
             return Ok(());
         }
-        let Some((mut a, _)) = self.address(arg) else {
+        let Some((mut a, _)) = self.address(arg)? else {
             self.conn.out(b"555 syntax error (#5.5.4)\r\n");
             return Ok(());
         };
