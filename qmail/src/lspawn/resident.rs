@@ -112,6 +112,12 @@ impl Pool {
         let mut code = [0u8; 4];
         match recv(ws[i].sock.as_raw_fd(), &mut code, MsgFlags::MSG_DONTWAIT) {
             Ok(4) => {}
+            // Not an answer: the process is past trusting. Its death, once
+            // reaped, ends the delivery as a crash.
+            Ok(n) if n > 0 => {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                return None;
+            }
             _ => return None,
         }
         let w = &mut ws[i];
