@@ -54,8 +54,11 @@ pub trait Spawner {
     fn answer(&self, _pid: Pid) -> Option<i32> {
         None
     }
-    /// Child `pid` has been reaped.
-    fn gone(&self, _pid: Pid) {}
+    /// Child `pid` has been reaped: whether it was a resident process that
+    /// died with a delivery in hand it never answered for.
+    fn gone(&self, _pid: Pid) -> bool {
+        false
+    }
     /// Milliseconds until `tick` has something to do (-1: nothing).
     fn timeout(&self) -> i32 {
         -1
@@ -263,11 +266,17 @@ impl<S: Spawner> Spawn<'_, S> {
     fn reap(&mut self) {
         while let Ok(st) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             let Some(pid) = st.pid() else { break };
-            let st = match self.sp.answer(pid) {
+            let answered = self.sp.answer(pid);
+            let unanswered = self.sp.gone(pid);
+            let st = match answered {
                 Some(code) => WaitStatus::Exited(pid, code),
+                // A resident process's own exit code says nothing about
+                // the delivery; dying unanswered is never a success.
+                None if unanswered && st == WaitStatus::Exited(pid, 0) => {
+                    WaitStatus::Exited(pid, 111)
+                }
                 None => st,
             };
-            self.sp.gone(pid);
             self.ended(pid, st);
         }
     }

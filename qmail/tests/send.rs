@@ -409,6 +409,27 @@ fn a_users_deliveries_share_a_process_but_never_an_environment() {
 }
 
 #[test]
+fn a_resident_qmail_local_killed_mid_delivery_is_a_deferral() {
+    // The program kills the resident process running it: that delivery is
+    // a crash (tried again later), and the user's next message gets a
+    // fresh process.
+    let h = Home::new("resident-kill");
+    let joe = add_joe(&h);
+    std::fs::write(joe.join(".qmail-kill"), "|kill -9 $PPID; sleep 1\n").unwrap();
+    let s = Stack::start(&h, &[]);
+    inject(
+        &h,
+        "Subject: k\n\nx\n",
+        "me@x.org",
+        &["joe-kill@example.org"],
+    );
+    s.wait_log("delivery 1: deferral: qmail-local_crashed./\n");
+    inject(&h, "Subject: j\n\nx\n", "me@x.org", &["joe@example.org"]);
+    s.wait_log(": success: did_1+0+0/\n");
+    assert_eq!(maildir_new(&joe).len(), 1);
+}
+
+#[test]
 fn sighup_rereads_virtualdomains() {
     let h = Home::new("hup");
     let joe = add_joe(&h);

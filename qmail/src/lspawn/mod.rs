@@ -234,7 +234,7 @@ impl Spawner for Local {
         self.pool.answer(pid)
     }
 
-    fn gone(&self, pid: Pid) {
+    fn gone(&self, pid: Pid) -> bool {
         self.pool.gone(pid)
     }
 

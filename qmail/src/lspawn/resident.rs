@@ -37,6 +37,8 @@ const IDLE: Duration = Duration::from_secs(5);
 const MAX_IDLE: usize = 32;
 /// Deliveries per process before a fresh one takes over.
 const MAX_USES: u32 = 1000;
+/// The longest request: qmail-local's arguments, addresses included.
+const REQUEST_MAX: usize = 1 << 17;
 /// The socket's descriptor in the resident process.
 const SOCK_FD: RawFd = 3;
 /// Exit code of a resident process that lost its way (a temporary failure
@@ -130,9 +132,13 @@ impl Pool {
         Some(i32::from_le_bytes(code))
     }
 
-    /// Process `pid` has been reaped.
-    pub fn gone(&self, pid: Pid) {
-        self.workers.borrow_mut().retain(|w| w.pid != pid);
+    /// Process `pid` has been reaped: whether it died with a delivery in
+    /// hand that it never answered for.
+    pub fn gone(&self, pid: Pid) -> bool {
+        let mut ws = self.workers.borrow_mut();
+        let busy = ws.iter().any(|w| w.pid == pid && w.busy);
+        ws.retain(|w| w.pid != pid);
+        busy
     }
 
     /// Milliseconds until an idle process is due to go; -1 if none is.
@@ -218,8 +224,9 @@ fn serve(sock: OwnedFd, acct: Account, drop_privileges: bool) -> ! {
         exit(LOST);
     }
     let base: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let mut buf = vec![0u8; REQUEST_MAX];
     loop {
-        let Some((args, fds)) = next_request() else {
+        let Some((args, fds)) = next_request(&mut buf) else {
             exit(0)
         };
         restore_env(&base);
@@ -246,11 +253,11 @@ fn serve(sock: OwnedFd, acct: Account, drop_privileges: bool) -> ! {
 /// Wait for a request: qmail-local's arguments and the two descriptors;
 /// None at end of file on the socket. Anything else ends the process with
 /// LOST, never 0: a delivery must not pass for done.
-fn next_request() -> Option<(Vec<OsString>, Vec<OwnedFd>)> {
-    let mut buf = vec![0u8; 65536];
+fn next_request(buf: &mut [u8]) -> Option<(Vec<OsString>, Vec<OwnedFd>)> {
+    let lost = || -> ! { unsafe { libc::_exit(LOST) } };
     let mut space = nix::cmsg_space!([RawFd; 2]);
     loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut iov = [IoSliceMut::new(buf)];
         let r = recvmsg::<()>(
             SOCK_FD,
             &mut iov,
@@ -259,11 +266,18 @@ fn next_request() -> Option<(Vec<OsString>, Vec<OwnedFd>)> {
         );
         let msg = match r {
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => unsafe { libc::_exit(LOST) },
+            Err(_) => lost(),
             Ok(m) => m,
         };
+        if msg
+            .flags
+            .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC)
+        {
+            lost();
+        }
         let mut fds = Vec::new();
-        for c in msg.cmsgs().ok()? {
+        let Ok(cmsgs) = msg.cmsgs() else { lost() };
+        for c in cmsgs {
             if let ControlMessageOwned::ScmRights(v) = c {
                 // SAFETY: descriptors just received are ours alone.
                 fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
@@ -274,7 +288,7 @@ fn next_request() -> Option<(Vec<OsString>, Vec<OwnedFd>)> {
             return None;
         }
         if fds.len() != 2 {
-            unsafe { libc::_exit(LOST) }
+            lost();
         }
         let mut args = vec![OsString::from("--")];
         args.extend(
