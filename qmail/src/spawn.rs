@@ -3,9 +3,10 @@
 //! under queue/mess (`S/N`), the sender and the recipient, each ending in
 //! \0. The spawner runs one delivery program per request with the message
 //! on its fd 0 and a pipe on fds 1 and 2, and when that pipe reaches end of
-//! file (after the child has died) writes back the delivery number, the
-//! report (`K`, `Z` or `D` and text) and \0 on fd 1. Its first byte out is
-//! how many deliveries it can run at once.
+//! file (after the child has died, or a resident process has answered for
+//! the delivery) writes back the delivery number, the report (`K`, `Z` or
+//! `D` and text) and \0 on fd 1. Its first byte out is how many deliveries
+//! it can run at once.
 //!
 //! Beyond qmail, one delivery may carry several recipients (qmail-send
 //! groups a message's remote recipients at one domain, so that qmail-remote
