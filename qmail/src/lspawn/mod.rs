@@ -11,7 +11,10 @@
 //! gets a resident such process (see `resident`), kept for that user's
 //! next deliveries; anything else gets a child forked for the one delivery,
 //! which reports the trouble as qmail-lspawn always has. The exec, the fork
-//! and the exit were most of a local delivery's CPU.
+//! and the exit were most of a local delivery's CPU. To choose the process,
+//! qmail-lspawn now looks the user up itself (the original's child did):
+//! with a password database that answers slowly (a remote directory), every
+//! local delivery waits while it does.
 
 mod resident;
 
