@@ -197,8 +197,20 @@ pub fn nsd(zones: &[(&str, &str)]) -> Option<Nsd> {
         eprintln!("skipping: nsd is not installed (apt-get install nsd)");
         return None;
     }
+    // A port free a moment ago may be taken by a parallel test before nsd
+    // binds it; nsd then exits, and the next port is tried.
+    for _ in 0..5 {
+        if let Some(ns) = nsd_on(free_port(), zones) {
+            return Some(ns);
+        }
+    }
+    panic!("nsd did not start");
+}
+
+/// nsd on `port`, once it answers over UDP for the first zone; None if it
+/// exited (its port taken).
+fn nsd_on(port: u16, zones: &[(&str, &str)]) -> Option<Nsd> {
     let dir = TempDir::new("nsd");
-    let port = free_port();
     let d = dir.0.path().display();
     let mut conf = format!(
         "server:\n  ip-address: 127.0.0.1\n  port: {port}\n  username: \"\"\n  zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  chroot: \"\"\n  logfile: \"{d}/log\"\nremote-control:\n  control-enable: no\n"
@@ -216,18 +228,41 @@ pub fn nsd(zones: &[(&str, &str)]) -> Option<Nsd> {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let guard = Guard(child);
-    // Ready when it answers over TCP.
+    let mut guard = Guard(child);
+    let query = soa_query(zones.first().map_or("", |z| z.0));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let end = Instant::now() + DEADLINE;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "nsd did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    loop {
+        if guard.0.try_wait().unwrap().is_some() {
+            return None;
+        }
+        let _ = sock.send_to(&query, ("127.0.0.1", port));
+        let mut buf = [0u8; 512];
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            // Our id, a response, NOERROR: the zone is loaded and served.
+            if n >= 12 && buf[..2] == query[..2] && buf[2] & 0x80 != 0 && buf[3] & 0x0f == 0 {
+                return Some(Nsd {
+                    guard,
+                    port,
+                    _dir: dir,
+                });
+            }
+        }
+        assert!(Instant::now() < end, "nsd did not answer");
     }
-    Some(Nsd {
-        guard,
-        port,
-        _dir: dir,
-    })
+}
+
+/// A DNS query for the SOA record of `zone`.
+fn soa_query(zone: &str) -> Vec<u8> {
+    let mut q = vec![0x4e, 0x53, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in zone.split('.').filter(|l| !l.is_empty()) {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 6, 0, 1]);
+    q
 }
 
 pub const SOA: &str = "$TTL 60\n@ IN SOA ns.test. h.test. 1 3600 600 86400 60\n@ IN NS ns.test.\n";
