@@ -8,7 +8,9 @@
 //! the Received line and the message; create intd/N with the envelope;
 //! fsync both files and mess/S; link intd/N to todo/N last and fsync
 //! todo. Until todo/N exists (durably) qmail-send does not
-//! see the message; qmail-send and qmail-clean remove leftovers.
+//! see the message; qmail-send and qmail-clean remove leftovers. None of
+//! this starts before the message does: a qmail-queue started early and
+//! never given a message leaves the queue untouched.
 
 use crate::queue;
 use common::Error;
@@ -99,6 +101,9 @@ pub fn run() -> Result<(), Error> {
     }
     std::env::set_current_dir(crate::home::home()).map_err(|_| fail(EXIT_HOME))?;
     std::env::set_current_dir("queue").map_err(|_| fail(EXIT_QUEUE))?;
+    let input = Input::wait()?;
+    // SAFETY: restarting our own alarm: the day counts from the message.
+    unsafe { libc::alarm(DEATH) };
     let pid = std::process::id();
     let uid = nix::unistd::getuid().as_raw();
     let start = crate::date822::now();
@@ -108,11 +113,51 @@ pub fn run() -> Result<(), Error> {
         mess: None,
         intd: None,
     };
-    let r = enqueue(messfile, id, &received, pid, uid, &mut made);
+    let r = enqueue(messfile, id, input, &received, pid, uid, &mut made);
     if r.is_err() {
         made.cleanup();
     }
     r
+}
+
+/// The first bytes of the message and of the envelope, read before
+/// anything is made in the queue: a caller may start qmail-queue before it
+/// has a message (qmail-smtpd does at MAIL, so that the start overlaps the
+/// dialogue) and then close both inputs unused.
+struct Input {
+    message: Vec<u8>,
+    envelope: Vec<u8>,
+}
+
+impl Input {
+    /// Block until the message starts. An empty message with an empty
+    /// envelope is the original's read error (54), reached here without
+    /// making and removing files.
+    fn wait() -> Result<Input, Error> {
+        let mut message = vec![0u8; 65536];
+        let n = read_some(0, &mut message)?;
+        message.truncate(n);
+        let mut envelope = Vec::new();
+        if n == 0 {
+            let mut b = [0u8];
+            if read_some(1, &mut b)? == 0 {
+                return Err(fail(EXIT_READ));
+            }
+            envelope.push(b[0]);
+        }
+        Ok(Input { message, envelope })
+    }
+}
+
+/// read(2) on `fd`, retried after EINTR; a read error is exit 54.
+fn read_some(fd: i32, buf: &mut [u8]) -> Result<usize, Error> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Ok(n) => return Ok(n),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return Err(fail(EXIT_READ)),
+        }
+    }
 }
 
 /// Create pid/PID.TIME.SEQ exclusively; returns it and its inode number.
@@ -146,18 +191,20 @@ fn link_sync(from: &str, to: &str) -> std::io::Result<()> {
 fn enqueue(
     mess: File,
     id: u64,
+    input: Input,
     received: &str,
     pid: u32,
     uid: u32,
     made: &mut Made,
 ) -> Result<(), Error> {
     made.mess = Some(queue::mess(id));
-    write_message(&mess, received)?;
+    write_message(&mess, received, &input.message)?;
     let intdname = queue::intd(id);
     let intd = create_excl(&intdname).map_err(|_| fail(EXIT_INTD))?;
     made.intd = Some(intdname.clone());
     // fd 1 is the envelope, read as a file descriptor we own from here on.
     let envelope = unsafe { File::from_raw_fd(1) };
+    let envelope = (&input.envelope[..]).chain(envelope);
     write_envelope(&intd, envelope, pid, uid)?;
     make_durable(&mess, &intd, id)?;
     link_sync(&intdname, &queue::todo(id)).map_err(|_| fail(EXIT_TODO))?;
@@ -182,10 +229,14 @@ fn make_durable(mess: &File, intd: &File, id: u64) -> Result<(), Error> {
     queue::sync_dir(Path::new(&queue::mess(id))).map_err(|_| fail(EXIT_WRITE))
 }
 
-fn write_message(mess: &File, received: &str) -> Result<(), Error> {
+fn write_message(mess: &File, received: &str, first: &[u8]) -> Result<(), Error> {
     let mut out = BufWriter::with_capacity(65536, mess);
     out.write_all(received.as_bytes())
         .map_err(|_| fail(EXIT_WRITE))?;
+    out.write_all(first).map_err(|_| fail(EXIT_WRITE))?;
+    if first.is_empty() {
+        return out.flush().map_err(|_| fail(EXIT_WRITE));
+    }
     let mut input = std::io::stdin().lock();
     let mut buf = vec![0u8; 65536];
     loop {
@@ -201,7 +252,7 @@ fn write_message(mess: &File, received: &str) -> Result<(), Error> {
 }
 
 /// Copy the envelope into intd: `uUID\0pPID\0Fsender\0Trecip\0...`.
-fn write_envelope(intd: &File, envelope: File, pid: u32, uid: u32) -> Result<(), Error> {
+fn write_envelope(intd: &File, envelope: impl Read, pid: u32, uid: u32) -> Result<(), Error> {
     let mut out = BufWriter::new(intd);
     let mut input = BufReader::new(envelope);
     let w = |out: &mut BufWriter<&File>, b: &[u8]| out.write_all(b).map_err(|_| fail(EXIT_WRITE));

@@ -225,3 +225,36 @@ fn kill_9_while_reading_the_envelope_leaves_nothing_visible() {
     drop(env);
     assert_eq!(h.queue_files("todo"), Vec::<String>::new());
 }
+
+#[test]
+fn nothing_is_made_until_the_message_starts() {
+    let h = Home::new("waits");
+    let (env_r, env_w) = nix::unistd::pipe().unwrap();
+    let mut child = h
+        .cmd("qmail-queue")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(env_r))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    for d in ["pid", "mess", "intd", "todo"] {
+        assert_eq!(h.queue_files(d), Vec::<String>::new(), "{d}");
+    }
+    child.stdin.take().unwrap().write_all(b"late\n").unwrap();
+    std::fs::File::from(env_w)
+        .write_all(b"Fa@b\0Tc@d\0\0")
+        .unwrap();
+    let out = wait_output(child, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(h.queue_files("todo").len(), 1);
+    // Both inputs ending empty is the original's read error, and leaves nothing.
+    let out = h.qmail_queue(b"", b"");
+    assert_eq!(out.status.code(), Some(54));
+    assert_eq!(h.queue_files("todo").len(), 1);
+    assert_eq!(h.queue_files("intd").len(), 1);
+    assert_eq!(h.queue_files("pid"), Vec::<String>::new());
+    // An empty message with an envelope is still queued.
+    let out = h.qmail_queue(b"", b"Fa@b\0Tc@d\0\0");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(h.queue_files("todo").len(), 2);
+}

@@ -376,3 +376,173 @@ fn a_connection_dropped_mid_data_queues_nothing() {
     assert!(h.mess_empties());
     assert!(h.queued().is_empty());
 }
+
+/// A dialogue with qmail-smtpd one command at a time, as a client that
+/// waits for each reply (no pipelining) talks to it.
+struct Dialogue {
+    g: Guard,
+    stdin: Option<std::process::ChildStdin>,
+    replies: std::sync::mpsc::Receiver<String>,
+}
+
+impl Dialogue {
+    fn start(cmd: &mut std::process::Command) -> Dialogue {
+        let child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut g = Guard(child);
+        let stdin = g.0.stdin.take();
+        let stdout = g.0.stdout.take().unwrap();
+        let (tx, replies) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok)
+            {
+                if tx.send(l.trim_end_matches('\r').to_string()).is_err() {
+                    break;
+                }
+            }
+        });
+        Dialogue { g, stdin, replies }
+    }
+
+    fn reply(&self) -> String {
+        self.replies
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("no reply in time")
+    }
+
+    fn say(&mut self, line: &str) -> String {
+        let w = self.stdin.as_mut().unwrap();
+        std::io::Write::write_all(w, format!("{line}\r\n").as_bytes()).unwrap();
+        self.reply()
+    }
+
+    /// The pids of qmail-smtpd's children named `comm`.
+    fn children(&self, comm: &str) -> Vec<u32> {
+        let pid = self.g.0.id();
+        let list =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        list.split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim_end() == comm)
+            })
+            .collect()
+    }
+
+    /// Wait (bounded) for a child named `comm`; its pid.
+    fn child(&self, comm: &str) -> u32 {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(&p) = self.children(comm).first() {
+                return p;
+            }
+            assert!(std::time::Instant::now() < end, "no {comm} started");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn finish(mut self) -> Option<i32> {
+        self.stdin = None;
+        wait_deadline(&mut self.g.0, 60)
+            .expect("qmail-smtpd did not end")
+            .code()
+    }
+}
+
+#[test]
+fn qmail_queue_starts_at_mail_and_takes_the_message_at_data() {
+    let h = home_with_rcpthosts("early");
+    let mut d = Dialogue::start(&mut h.cmd("qmail-smtpd"));
+    assert_eq!(d.reply(), "220 mx.example.org ESMTP");
+    assert!(d.children("qmail-queue").is_empty());
+    assert_eq!(d.say("MAIL FROM:<a@b>"), "250 ok");
+    let qp = d.child("qmail-queue");
+    // Started, it makes nothing in the queue before its message comes.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(h.mess_count(), 0);
+    assert_eq!(
+        std::fs::read_dir(h.root().join("queue/pid"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(d.say("RCPT TO:<u@example.org>"), "250 ok");
+    assert_eq!(d.say("DATA"), "354 go ahead");
+    let ok = d.say("Subject: early\r\n\r\nbody\r\n.");
+    assert!(
+        ok.starts_with("250 ok ") && ok.ends_with(&format!(" qp {qp}")),
+        "{ok}"
+    );
+    assert_eq!(d.say("QUIT"), "221 mx.example.org");
+    assert_eq!(d.finish(), Some(0));
+    let q = h.queued();
+    assert_eq!(q.len(), 1);
+    let mess = String::from_utf8_lossy(&q[0].0);
+    assert!(
+        mess.starts_with(&format!("Received: (qmail {qp} invoked")),
+        "{mess}"
+    );
+    assert!(mess.ends_with("Subject: early\n\nbody\n"), "{mess}");
+}
+
+#[test]
+fn a_session_that_never_sends_data_leaves_no_trace() {
+    let h = home_with_rcpthosts("nodata");
+    let mut d = Dialogue::start(&mut h.cmd("qmail-smtpd"));
+    d.reply();
+    assert_eq!(d.say("MAIL FROM:<a@b>"), "250 ok");
+    assert_eq!(d.say("RCPT TO:<u@example.org>"), "250 ok");
+    let qp = d.child("qmail-queue");
+    // RSET and a new MAIL keep the one waiting qmail-queue.
+    assert_eq!(d.say("RSET"), "250 flushed");
+    assert_eq!(d.say("MAIL FROM:<c@d>"), "250 ok");
+    assert_eq!(d.children("qmail-queue"), vec![qp]);
+    assert_eq!(d.say("QUIT"), "221 mx.example.org");
+    assert_eq!(d.finish(), Some(0));
+    // qmail-smtpd reaped it on the way out (a reused pid is someone else).
+    let comm = std::fs::read_to_string(format!("/proc/{qp}/comm"));
+    assert!(!comm.is_ok_and(|c| c.trim_end() == "qmail-queue"));
+    assert_eq!(h.mess_count(), 0);
+    assert!(h.queued().is_empty());
+    for dir in ["pid", "intd", "todo"] {
+        let n = std::fs::read_dir(h.root().join("queue").join(dir))
+            .unwrap()
+            .count();
+        assert_eq!(n, 0, "{dir}");
+    }
+}
+
+#[test]
+fn a_qmailqueue_replacement_starts_only_at_data() {
+    let h = home_with_rcpthosts("qqlate");
+    let script = h.tmp.join("qq");
+    let started = h.tmp.join("started");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntouch {}\nexec {}\n",
+            started.display(),
+            bin("qmail-queue").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut c = h.cmd("qmail-smtpd");
+    c.env("QMAILQUEUE", &script);
+    let mut d = Dialogue::start(&mut c);
+    d.reply();
+    assert_eq!(d.say("MAIL FROM:<a@b>"), "250 ok");
+    assert_eq!(d.say("RCPT TO:<u@example.org>"), "250 ok");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!started.exists(), "QMAILQUEUE ran before DATA");
+    assert_eq!(d.say("DATA"), "354 go ahead");
+    assert!(d.say("x\r\n.").starts_with("250 ok "));
+    assert!(started.exists());
+    assert_eq!(d.say("QUIT"), "221 mx.example.org");
+    assert_eq!(d.finish(), Some(0));
+    assert_eq!(h.queued().len(), 1);
+}

@@ -48,6 +48,14 @@ impl Qmail {
         })
     }
 
+    /// Whether qmail-queue may be started before its message exists: ours
+    /// makes nothing in the queue until the message starts and leaves
+    /// quietly when both inputs end empty. A QMAILQUEUE replacement might
+    /// act on an empty message, so it starts when the message does.
+    pub fn early() -> bool {
+        std::env::var_os("QMAILQUEUE").is_none_or(|q| q.is_empty())
+    }
+
     /// qmail-queue's pid: the `qp` in qmail-send's logs.
     pub fn qp(&self) -> u32 {
         self.pid as u32

@@ -131,6 +131,8 @@ pub struct Session {
     env: Envelope,
     /// The client authenticated (AUTH succeeded).
     authd: bool,
+    /// qmail-queue started after MAIL, waiting for DATA's message.
+    early: Option<Qmail>,
 }
 
 /// How a command ends the session or lets it go on.
@@ -190,6 +192,7 @@ impl Session {
             fakehelo: None,
             env: Envelope::default(),
             authd: false,
+            early: None,
         };
         let host = s.cfg.peer.remotehost.clone();
         s.dohelo(&host);
@@ -207,6 +210,7 @@ impl Session {
         self.greet(b"220 ");
         self.conn.out(b" ESMTP\r\n");
         loop {
+            self.start_queue_early()?;
             let line = match self.conn.line(MAXCMD)? {
                 Line::Ok(l) => l,
                 Line::TooLong => {
@@ -220,6 +224,19 @@ impl Session {
                 return Ok(());
             }
         }
+    }
+
+    /// Once MAIL is accepted and the client is to answer, start qmail-queue
+    /// for the coming DATA: its start overlaps the client's RCPTs instead of
+    /// following DATA. Not when more commands are already here (DATA may be
+    /// among them), nor for a sender every RCPT will refuse.
+    fn start_queue_early(&mut self) -> Result<(), Error> {
+        let wanted = self.env.seenmail && !self.env.flagbarf && self.early.is_none();
+        if wanted && !self.conn.buffered() && Qmail::early() {
+            self.conn.flush()?;
+            self.early = Qmail::open().ok();
+        }
+        Ok(())
     }
 
     /// Split a line into verb and argument as qmail's commands() does and run it.
@@ -405,7 +422,7 @@ impl Session {
             return Ok(());
         }
         self.env.seenmail = false;
-        let Ok(qq) = Qmail::open() else {
+        let Some(qq) = self.early.take().or_else(|| Qmail::open().ok()) else {
             self.conn.out(b"451 qqt failure (#4.3.0)\r\n");
             return Ok(());
         };
