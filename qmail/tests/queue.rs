@@ -199,16 +199,23 @@ fn walkdir(p: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-#[test]
-fn kill_9_while_reading_the_envelope_leaves_nothing_visible() {
-    let h = Home::new("killenv");
+/// qmail-queue with its message on a pipe (child.stdin) and its envelope
+/// on another, whose writing end is returned.
+fn with_envelope_pipe(h: &Home) -> (std::process::Child, std::os::fd::OwnedFd) {
     let (env_r, env_w) = nix::unistd::pipe().unwrap();
-    let mut child = h
+    let child = h
         .cmd("qmail-queue")
         .stdin(Stdio::piped())
         .stdout(Stdio::from(env_r))
         .spawn()
         .unwrap();
+    (child, env_w)
+}
+
+#[test]
+fn kill_9_while_reading_the_envelope_leaves_nothing_visible() {
+    let h = Home::new("killenv");
+    let (mut child, env_w) = with_envelope_pipe(&h);
     {
         let mut i = child.stdin.take().unwrap();
         i.write_all(b"Subject: x\n\nbody\n").unwrap();
@@ -229,13 +236,7 @@ fn kill_9_while_reading_the_envelope_leaves_nothing_visible() {
 #[test]
 fn nothing_is_made_until_the_message_starts() {
     let h = Home::new("waits");
-    let (env_r, env_w) = nix::unistd::pipe().unwrap();
-    let mut child = h
-        .cmd("qmail-queue")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::from(env_r))
-        .spawn()
-        .unwrap();
+    let (mut child, env_w) = with_envelope_pipe(&h);
     std::thread::sleep(Duration::from_millis(300));
     for d in ["pid", "mess", "intd", "todo"] {
         assert_eq!(h.queue_files(d), Vec::<String>::new(), "{d}");
