@@ -26,9 +26,10 @@ chmod 755 "$work"
 # without a journal the allocator steps over every recently freed inode.
 chattr +T "$work" 2>/dev/null || true
 pfport=$((20000 + $$ % 10000)) qport=$((pfport + 1))
-tcppid=
+tcppid= qdpid=
 cleanup() {
   [ -n "$tcppid" ] && kill "$tcppid" 2>/dev/null
+  [ -n "$qdpid" ] && kill "$qdpid" 2>/dev/null
   postfix -c "$work/pf/etc" stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -39,6 +40,9 @@ MODE=accept "$here/postfix-instance.sh" "$work/pf" "$pfport" >/dev/null
 # Ours: a private QMAILHOME accepting mail for bench.local.
 QMAILHOME=$work/qmail "$bin/qmail-install" -p >/dev/null
 for f in me rcpthosts locals; do echo bench.local > "$work/qmail/control/$f"; done
+# qmail-queued, as qmail-start would run it beside qmail-send.
+QMAILHOME=$work/qmail "$bin/qmail-queued" &
+qdpid=$!
 QMAILHOME=$work/qmail "$bin/tcpserver" -R -H -l bench.local -c 200 -b 100 \
   127.0.0.1 "$qport" "$bin/qmail-smtpd" &
 tcppid=$!

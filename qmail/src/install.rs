@@ -43,6 +43,7 @@ struct Entry {
 /// The programs installed into bin/ (mode 0711 except where hier.c differs).
 pub const PROGRAMS: &[(&str, u32)] = &[
     ("qmail-queue", 0o4711),
+    ("qmail-queued", 0o711),
     ("qmail-lspawn", 0o700),
     ("qmail-start", 0o700),
     ("qmail-getpw", 0o711),

@@ -36,6 +36,7 @@ pub mod qmqpd;
 pub mod qmtpd;
 pub mod qstat;
 pub mod queue;
+pub mod queued;
 pub mod quote;
 pub mod rcpthosts;
 pub mod remote;

@@ -89,7 +89,14 @@ extern "C" fn on_alarm(_: libc::c_int) {
     unsafe { libc::_exit(EXIT_TIMEOUT) }
 }
 
+/// qmail-queue as a program: the caller is the real uid.
 pub fn run() -> Result<(), Error> {
+    queue_for(nix::unistd::getuid().as_raw())
+}
+
+/// Queue the message on fd 0 with the envelope on fd 1 for the caller
+/// `uid` (qmail-queued's children pass their client's).
+pub fn queue_for(uid: u32) -> Result<(), Error> {
     unsafe {
         libc::umask(0o033);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
@@ -105,7 +112,6 @@ pub fn run() -> Result<(), Error> {
     // SAFETY: restarting our own alarm: the day counts from the message.
     unsafe { libc::alarm(DEATH) };
     let pid = std::process::id();
-    let uid = nix::unistd::getuid().as_raw();
     let start = crate::date822::now();
     let received = received_line(pid, uid, start);
     let (messfile, id) = open_pid(pid, start)?;

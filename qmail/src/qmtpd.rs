@@ -163,7 +163,7 @@ fn message(c: &mut Conn, s: &Settings) -> Result<(), Error> {
     if len == 0 {
         return Err(badproto());
     }
-    let qq = Qmail::open().map_err(|_| resources())?;
+    let mut qq = Qmail::open().map_err(|_| resources())?;
     let qp = qq.qp();
     let mut body = Body {
         qq,

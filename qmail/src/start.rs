@@ -1,5 +1,6 @@
 //! qmail-start: start qmail-send, qmail-lspawn, qmail-rspawn and
-//! qmail-clean connected by pipes, and optionally a logger.
+//! qmail-clean connected by pipes, qmail-queued beside them, and
+//! optionally a logger.
 //! `qmail-start defaultdelivery [ logger arg ... ]`: the first argument goes
 //! to qmail-lspawn; the rest is a program that reads qmail-send's log on
 //! its fd 0 (splogger, multilog ...). Every program is found through PATH.
@@ -25,6 +26,12 @@ fn cstrings(args: &[OsString]) -> Vec<CString> {
 
 /// In a child: become `uid`/`gid` (when privileged) and exec `argv`.
 fn become_and_exec(ids: &Ids, ugid: Option<(u32, u32)>, argv: &[CString]) -> ! {
+    become_user(ids, ugid);
+    exec(argv)
+}
+
+/// In a child: become `uid`/`gid` when privileged.
+fn become_user(ids: &Ids, ugid: Option<(u32, u32)>) {
     if ids.privileged {
         if let Some((uid, gid)) = ugid {
             if common::privs::drop_to(common::privs::Account { uid, gid }).is_err() {
@@ -32,6 +39,10 @@ fn become_and_exec(ids: &Ids, ugid: Option<(u32, u32)>, argv: &[CString]) -> ! {
             }
         }
     }
+}
+
+/// In a child: exec `argv` through PATH.
+fn exec(argv: &[CString]) -> ! {
     common::sig::reset_for_exec();
     let _ = nix::unistd::execvp(&argv[0], argv);
     unsafe { libc::_exit(111) }
@@ -98,6 +109,7 @@ pub fn run(args: &[OsString]) -> Result<(), Error> {
         lspawn[1] = first.clone();
         rest = &rest[1..];
     }
+    start_queued(&ids)?;
     if !rest.is_empty() {
         start_logger(&ids, rest)?;
     }
@@ -138,6 +150,27 @@ pub fn run(args: &[OsString]) -> Result<(), Error> {
     common::sig::reset_for_exec();
     let _ = nix::unistd::execvp(&argv[0], &argv);
     Err(die())
+}
+
+/// qmail-queued as qmailq, ending with qmail-send: its parent once this
+/// process has become qmail-send. It holds none of qmail-send's pipes.
+/// Not there or not starting, it leaves callers to start qmail-queue.
+fn start_queued(ids: &Ids) -> Result<(), Error> {
+    let parent = nix::unistd::getpid();
+    if fork()? {
+        for fd in 3..=6 {
+            unsafe { libc::close(fd) };
+        }
+        become_user(ids, Some((ids.qmailq, ids.gid_qmail)));
+        // After the change of ids, which would clear it; and the parent
+        // may have gone before it was set.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
+        if nix::unistd::getppid() != parent {
+            unsafe { libc::_exit(0) }
+        }
+        exec(&cstrings(&["qmail-queued".into()]));
+    }
+    Ok(())
 }
 
 /// The logger reads what qmail-send writes on its fd 0 (our fd 1 after this).

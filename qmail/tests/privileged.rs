@@ -288,14 +288,16 @@ fn daemons_run_as_their_users_and_delivery_as_the_recipient() {
     let mut g = start_as_root(&home, &log);
     let logtext = || std::fs::read_to_string(&log).unwrap_or_default();
     let pid = g.0.id();
-    // qmail-done is qmail-send's own helper, running as qmails too.
-    assert!(wait_until(Duration::from_secs(30), || daemons(pid).len() == 5));
+    // qmail-done is qmail-send's own helper, running as qmails too;
+    // qmail-queued, the resident queue writer, runs as qmailq.
+    assert!(wait_until(Duration::from_secs(30), || daemons(pid).len() == 6));
     let mut seen = daemons(pid);
     seen.sort();
     let want = vec![
         ("qmail-clean".to_string(), uid("qmailq")),
         ("qmail-done".to_string(), uid("qmails")),
         ("qmail-lspawn".to_string(), 0),
+        ("qmail-queued".to_string(), uid("qmailq")),
         ("qmail-rspawn".to_string(), uid("qmailr")),
         ("qmail-send".to_string(), uid("qmails")),
     ];

@@ -2,46 +2,65 @@
 //! QMAILHOME/bin/qmail-queue from QMAILHOME, feed the message on its fd 0
 //! and the envelope on its fd 1, and turn its exit code into the standard
 //! `Z...`/`D...` texts that qmail-inject, qmail-send and the SMTP server show.
+//! Without $QMAILQUEUE the same two pipes go to a resident qmail-queued
+//! when one serves this queue, which saves starting a program per message.
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 /// One message on its way into the queue.
 pub struct Qmail {
-    pid: libc::pid_t,
-    waited: bool,
+    runner: Runner,
     message: Option<File>,
     envelope: Option<File>,
     flagerr: bool,
 }
 
-/// The qmail-queue program to run.
-fn program() -> PathBuf {
-    let home = crate::home::home();
+/// Who queues the message: a qmail-queue started for it, or a child of
+/// qmail-queued (which is not ours to wait for; it reports on the socket).
+enum Runner {
+    Started { pid: libc::pid_t, waited: bool },
+    Resident { sock: OwnedFd, pid: Option<u32> },
+}
+
+/// The qmail-queue program to run, when $QMAILQUEUE names none.
+fn program() -> Option<PathBuf> {
     match std::env::var_os("QMAILQUEUE") {
-        Some(q) if !q.is_empty() => home.join(q),
-        _ => home.join("bin/qmail-queue"),
+        Some(q) if !q.is_empty() => Some(crate::home::home().join(q)),
+        _ => None,
     }
 }
 
 impl Qmail {
-    /// Start qmail-queue (posix_spawn: no copy of the caller, however
-    /// large); Err when it cannot be started.
+    /// Hand the message to qmail-queued when it runs and nothing replaces
+    /// qmail-queue, else start qmail-queue (posix_spawn: no copy of the
+    /// caller, however large); Err when it cannot be started.
     pub fn open() -> std::io::Result<Qmail> {
         let (mess_r, mess_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let (env_r, env_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        let prog = program();
-        let pid = common::spawn::spawn(
-            &prog,
-            &[prog.as_os_str()],
-            Some(&crate::home::home()),
-            &[(mess_r.as_raw_fd(), 0), (env_r.as_raw_fd(), 1)],
-        )?;
+        let home = crate::home::home();
+        let fds = [mess_r.as_raw_fd(), env_r.as_raw_fd()];
+        let resident = match program() {
+            None => crate::queued::hand_over(&home, fds),
+            Some(_) => None,
+        };
+        let runner = match resident {
+            Some(sock) => Runner::Resident { sock, pid: None },
+            None => {
+                let prog = program().unwrap_or_else(|| home.join("bin/qmail-queue"));
+                let pid = common::spawn::spawn(
+                    &prog,
+                    &[prog.as_os_str()],
+                    Some(&home),
+                    &[(fds[0], 0), (fds[1], 1)],
+                )?;
+                Runner::Started { pid, waited: false }
+            }
+        };
         Ok(Qmail {
-            pid,
-            waited: false,
+            runner,
             message: Some(File::from(mess_w)),
             envelope: Some(File::from(env_w)),
             flagerr: false,
@@ -53,12 +72,18 @@ impl Qmail {
     /// quietly when both inputs end empty. A QMAILQUEUE replacement might
     /// act on an empty message, so it starts when the message does.
     pub fn early() -> bool {
-        std::env::var_os("QMAILQUEUE").is_none_or(|q| q.is_empty())
+        program().is_none()
     }
 
-    /// qmail-queue's pid: the `qp` in qmail-send's logs.
-    pub fn qp(&self) -> u32 {
-        self.pid as u32
+    /// qmail-queue's pid: the `qp` in qmail-send's logs (0 if a resident
+    /// one died before saying it).
+    pub fn qp(&mut self) -> u32 {
+        match &mut self.runner {
+            Runner::Started { pid, .. } => *pid as u32,
+            Runner::Resident { sock, pid } => {
+                *pid.get_or_insert_with(|| crate::queued::word(sock).unwrap_or(0))
+            }
+        }
     }
 
     /// Append message bytes; a failure is remembered and reported by close.
@@ -109,10 +134,21 @@ impl Qmail {
         }
         self.message = None;
         self.envelope = None;
-        self.waited = true;
-        let code = match common::spawn::wait(self.pid) {
-            Ok(c) => c,
-            Err(_) => return Err("Zqq waitpid surprise (#4.3.0)".into()),
+        let code = match &mut self.runner {
+            Runner::Started { pid, waited } => {
+                *waited = true;
+                match common::spawn::wait(*pid) {
+                    Ok(c) => c,
+                    Err(_) => return Err("Zqq waitpid surprise (#4.3.0)".into()),
+                }
+            }
+            Runner::Resident { sock, pid } => {
+                if pid.is_none() {
+                    *pid = crate::queued::word(sock);
+                }
+                pid.and_then(|_| crate::queued::word(sock))
+                    .map(|c| c as i32)
+            }
         };
         match code {
             None => Err("Zqq crashed (#4.3.0)".into()),
@@ -126,10 +162,10 @@ impl Qmail {
 /// and is reaped rather than left a zombie.
 impl Drop for Qmail {
     fn drop(&mut self) {
-        if !self.waited {
+        if let Runner::Started { pid, waited: false } = self.runner {
             self.message = None;
             self.envelope = None;
-            let _ = common::spawn::wait(self.pid);
+            let _ = common::spawn::wait(pid);
         }
     }
 }

@@ -422,7 +422,7 @@ impl Session {
             return Ok(());
         }
         self.env.seenmail = false;
-        let Some(qq) = self.early.take().or_else(|| Qmail::open().ok()) else {
+        let Some(mut qq) = self.early.take().or_else(|| Qmail::open().ok()) else {
             self.conn.out(b"451 qqt failure (#4.3.0)\r\n");
             return Ok(());
         };
