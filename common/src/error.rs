@@ -98,11 +98,16 @@ impl Error {
 
     /// Print this error the way `prog` reports it and exit with its code.
     pub fn exit(&self, prog: &str) -> ! {
+        self.print(prog);
+        std::process::exit(self.code)
+    }
+
+    /// Print this error the way `prog` reports it (nothing when silent).
+    pub fn print(&self, prog: &str) {
         let line = self.line(prog);
         if !line.is_empty() {
             eprintln!("{line}");
         }
-        std::process::exit(self.code)
     }
 }
 
@@ -156,10 +161,17 @@ impl From<&io::Error> for Errno {
 
 /// Run a program's main: on error print it as `prog` would and exit with its code.
 pub fn main_exit(prog: &str, r: Result<()>) -> ! {
-    match r {
-        Ok(()) => std::process::exit(0),
-        Err(e) => e.exit(prog),
-    }
+    std::process::exit(report(prog, r))
+}
+
+/// The end of a program's main without the exit: the error printed as
+/// `prog` would, and the exit code.
+pub fn report(prog: &str, r: Result<()>) -> i32 {
+    let Err(e) = r else {
+        return 0;
+    };
+    e.print(prog);
+    e.code
 }
 
 /// Print `prog: warning: msg` on stderr.

@@ -6,7 +6,9 @@
 pub mod error;
 pub mod errstr;
 pub mod getopt;
+pub mod keep;
 pub mod pathexec;
+pub mod pool;
 pub mod privs;
 pub mod sig;
 pub mod spawn;

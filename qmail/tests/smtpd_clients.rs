@@ -4,19 +4,6 @@
 
 mod smtpd_support;
 use smtpd_support::*;
-use std::path::Path;
-
-fn rules(home: &Home, dir: &Path, text: &str) -> std::path::PathBuf {
-    let src = home.tmp.join("tcp.smtp");
-    std::fs::write(&src, text).unwrap();
-    let cdb = home.tmp.join("tcp.smtp.cdb");
-    let tmp = home.tmp.join("tcp.smtp.tmp");
-    let mut c = std::process::Command::new(dir.join("tcprules"));
-    c.arg(&cdb).arg(&tmp);
-    let (_, code) = session(c, text.as_bytes());
-    assert_eq!(code, 0, "tcprules failed");
-    cdb
-}
 
 fn setup(tag: &str) -> Option<(Home, std::path::PathBuf)> {
     let Some(dir) = tcpserver_dir() else {
@@ -146,12 +133,12 @@ fn tcprules_entry_allows_relaying_and_its_absence_refuses() {
     let Some((h, dir)) = setup("rules") else {
         return;
     };
-    let cdb = rules(&h, &dir, "127.0.0.1:allow,RELAYCLIENT=\"\"\n:allow\n");
+    let cdb = tcprules(&h, &dir, "127.0.0.1:allow,RELAYCLIENT=\"\"\n:allow\n");
     let srv = Server::start(&h, &dir, Some(&cdb), &["qmail-smtpd"]);
     let out = relay_attempt(srv.port);
     assert!(out.contains("250 ok\r\n250 ok\r\n221 "), "{out}");
     drop(srv);
-    let cdb = rules(&h, &dir, "127.0.0.2:allow,RELAYCLIENT=\"\"\n:allow\n");
+    let cdb = tcprules(&h, &dir, "127.0.0.2:allow,RELAYCLIENT=\"\"\n:allow\n");
     let srv = Server::start(&h, &dir, Some(&cdb), &["qmail-smtpd"]);
     let out = relay_attempt(srv.port);
     assert!(

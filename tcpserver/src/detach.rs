@@ -29,10 +29,12 @@ pub struct Line {
 
 /// What one child does.
 pub enum Then {
-    /// Run the program on the connection: descriptors 0 and 1, this
-    /// environment; `fail` starts the warning when it cannot be run.
+    /// Run the program on the connection: descriptors 0 and 1, `keep`
+    /// (unless -1) as descriptor 3, this environment; `fail` starts the
+    /// warning when it cannot be run.
     Exec {
         fd: RawFd,
+        keep: RawFd,
         prog: *const c_char,
         argv: *const *const c_char,
         env: EnvBlock,
@@ -102,17 +104,18 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
             let none: &[u8] = &[];
             write3(&l.head, if l.pid { pid } else { none }, &l.tail);
         }
-        let (fd, prog, argv, env, fail) = match &d.then {
+        let (fd, keep, prog, argv, env, fail) = match &d.then {
             Then::Exit(code) => libc::_exit(*code),
             Then::Exec {
                 fd,
+                keep,
                 prog,
                 argv,
                 env,
                 fail,
-            } => (*fd, *prog, *argv, env, fail),
+            } => (*fd, *keep, *prog, *argv, env, fail),
         };
-        if libc::dup2(fd, 0) == -1 || libc::dup2(fd, 1) == -1 {
+        if libc::dup2(fd, 0) == -1 || libc::dup2(fd, 1) == -1 || !on_fd3(keep) {
             let why = common::errstr::text(*libc::__errno_location());
             let head = b"tcpserver: warning: dropping connection, unable to set up descriptors: ";
             write3(head, why.as_bytes(), b"\n");
@@ -124,6 +127,19 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
             write3(head, why.as_bytes(), b"\n");
         }
         libc::_exit(111)
+    }
+}
+
+/// Put `keep` on descriptor 3 for the program, open across exec; true
+/// with nothing to do (-1).
+///
+/// # Safety
+/// Only system calls, for the detached child.
+unsafe fn on_fd3(keep: RawFd) -> bool {
+    match keep {
+        -1 => true,
+        3 => libc::fcntl(3, libc::F_SETFD, 0) != -1,
+        _ => libc::dup2(keep, 3) != -1,
     }
 }
 

@@ -150,6 +150,11 @@ impl EnvBlock {
     pub fn as_ptr(&self) -> *const *const c_char {
         self.ptrs.as_ptr()
     }
+
+    /// The `NAME=value\0` strings, one after the other.
+    pub fn bytes(&self) -> &[u8] {
+        &self.block
+    }
 }
 
 pub struct Argv {

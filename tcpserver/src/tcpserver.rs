@@ -11,7 +11,9 @@
 //! detached (detach.rs): no copy of our address space, and no wait for the
 //! exec, which on a 2-core machine kept a CPU idle under load.
 //!
-//! Opt-in beyond the original: MAXCONNIP / MAXCONNC / MAXLOAD / DIEMSG
+//! Opt-in beyond the original: -k hands connections to programs that ask
+//! for more (keep.rs) instead of starting one per connection, when no
+//! lookups are made; MAXCONNIP / MAXCONNC / MAXLOAD / DIEMSG
 //! (as the widely shipped limits patch names them, set in the environment
 //! or by a rule) cap the connections per client address and per /24.
 
@@ -21,6 +23,7 @@ use crate::net;
 use crate::rules;
 use common::error::Errno;
 use common::getopt::{getopt, scan_ulong};
+use common::pool::{Pool, Report};
 use common::{Error, Result};
 use dnscache::stub::Resolver;
 use std::ffi::OsString;
@@ -32,10 +35,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-const USAGE: &str = "tcpserver [ -461UXpPhHrRoOdDqQv ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -I interface ] host port program";
+const USAGE: &str = "tcpserver [ -461UXpPhHrRoOdDqQvk ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -I interface ] host port program";
 const DROP: &str = "tcpserver: warning: dropping connection, ";
+/// -k: connections one program serves (Postfix's smtpd default) and how
+/// long it may wait for the next.
+const KEEP_USES: u32 = 100;
+const KEEP_IDLE: Duration = Duration::from_secs(60);
 
 /// The command line.
 pub struct Config {
@@ -58,6 +65,8 @@ pub struct Config {
     v4_only: bool,
     v6_env: bool,
     interface: Option<String>,
+    /// -k: keep programs that can take more connections (keep.rs).
+    keep: bool,
     host: String,
     port: String,
     argv: Vec<OsString>,
@@ -69,7 +78,7 @@ fn num(o: &common::getopt::Opt) -> u64 {
 
 /// Parse the options the way the original's getopt loop does.
 pub fn parse(args: &[OsString]) -> Result<Config> {
-    let p = getopt("tcpserver", args, "461UXpPhHrRoOdDqQvc:x:B:g:u:b:l:t:I:")
+    let p = getopt("tcpserver", args, "461UXpPhHrRoOdDqQvkc:x:B:g:u:b:l:t:I:")
         .ok_or_else(|| Error::usage(USAGE))?;
     let mut c = Config {
         verbosity: 1,
@@ -91,6 +100,7 @@ pub fn parse(args: &[OsString]) -> Result<Config> {
         v4_only: false,
         v6_env: false,
         interface: None,
+        keep: false,
         host: String::new(),
         port: String::new(),
         argv: Vec::new(),
@@ -125,6 +135,7 @@ pub fn parse(args: &[OsString]) -> Result<Config> {
             b'4' => c.v4_only = true,
             b'6' => c.v6_env = true,
             b'I' => c.interface = Some(arg().to_string_lossy().into_owned()),
+            b'k' => c.keep = true,
             _ => {}
         }
     }
@@ -172,6 +183,8 @@ struct Server {
     sig_r: OwnedFd,
     term: Arc<AtomicBool>,
     children: Vec<Child>,
+    pool: Pool,
+    pollfds: Vec<libc::pollfd>,
     env: ChildEnv,
     argv: Argv,
     key: Vec<u8>,
@@ -203,6 +216,8 @@ fn serve(cfg: Config) -> Result<()> {
         let _ = writeln!(out, "{}", local.port()).and_then(|()| out.flush());
     }
     null_stdio();
+    // Only the programs we start with -k may see it.
+    std::env::remove_var(common::keep::VAR);
     let argv = Argv::new(&cfg.argv).ok_or_else(|| Error::usage(USAGE))?;
     let limit = cfg.limit;
     let mut s = Server {
@@ -211,6 +226,8 @@ fn serve(cfg: Config) -> Result<()> {
         sig_r,
         term,
         children: Vec::with_capacity(limit.min(65536)),
+        pool: Pool::new(KEEP_USES, KEEP_IDLE),
+        pollfds: Vec::new(),
         env: ChildEnv::from_process(),
         argv,
         key: Vec::with_capacity(256),
@@ -282,33 +299,52 @@ impl Server {
     fn main_loop(&mut self) -> Result<()> {
         loop {
             let can_accept = self.children.len() < self.cfg.limit;
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.sig_r.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.listener.as_raw_fd(),
-                    events: if can_accept { libc::POLLIN } else { 0 },
-                    revents: 0,
-                },
-            ];
-            // SAFETY: two valid pollfds.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if n == -1 {
+            let wait = self.pool.expire(Instant::now());
+            self.fill_pollfds(can_accept);
+            let timeout = wait.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as i32 + 1);
+            let fds = &mut self.pollfds;
+            // SAFETY: poll on our own array of pollfds.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if n <= 0 {
                 continue;
             }
-            if fds[0].revents != 0 {
+            if self.pollfds[0].revents != 0 {
                 self.drain_signals();
                 if self.term.load(Ordering::Relaxed) {
                     return Ok(());
                 }
                 self.reap();
             }
-            if can_accept && fds[1].revents != 0 {
+            for i in 2..self.pollfds.len() {
+                if self.pollfds[i].revents != 0 {
+                    self.kept_done(self.pollfds[i].fd);
+                }
+            }
+            if can_accept && self.pollfds[1].revents != 0 {
                 self.accept_some();
             }
+        }
+    }
+
+    /// The signal pipe, the listener (while below the limit), and the
+    /// sockets of kept programs serving a connection.
+    fn fill_pollfds(&mut self, can_accept: bool) {
+        let fd = |fd, on: bool| libc::pollfd {
+            fd,
+            events: if on { libc::POLLIN } else { 0 },
+            revents: 0,
+        };
+        self.pollfds.clear();
+        self.pollfds.push(fd(self.sig_r.as_raw_fd(), true));
+        self.pollfds.push(fd(self.listener.as_raw_fd(), can_accept));
+        self.pollfds.extend(self.pool.busy().map(|s| fd(s, true)));
+    }
+
+    /// A kept program's connection is over: its end, as the original logs
+    /// a child's exit.
+    fn kept_done(&mut self, sock: RawFd) {
+        if let Some(Report::Done(pid, code)) = self.pool.read(sock, Instant::now()) {
+            self.ended(pid, (code & 0xff) << 8);
         }
     }
 
@@ -328,16 +364,24 @@ impl Server {
             if pid <= 0 {
                 return;
             }
-            if let Some(i) = self.children.iter().position(|c| c.pid == pid) {
-                self.children.swap_remove(i);
-            }
-            if self.cfg.verbosity >= 2 {
-                self.line.clear();
-                let _ = writeln!(self.line, "tcpserver: end {pid} status {wstat}");
-                write_stderr(&self.line);
-            }
-            self.status(self.children.len());
+            self.pool.forget(pid);
+            self.ended(pid, wstat);
         }
+    }
+
+    /// Child `pid` is done with its connection; a kept program waiting for
+    /// the next one has had its end logged already.
+    fn ended(&mut self, pid: libc::pid_t, wstat: i32) {
+        let Some(i) = self.children.iter().position(|c| c.pid == pid) else {
+            return;
+        };
+        self.children.swap_remove(i);
+        if self.cfg.verbosity >= 2 {
+            self.line.clear();
+            let _ = writeln!(self.line, "tcpserver: end {pid} status {wstat}");
+            write_stderr(&self.line);
+        }
+        self.status(self.children.len());
     }
 
     fn status(&mut self, n: usize) {
@@ -379,7 +423,6 @@ impl Server {
                 .map(|pid| (pid, None))
         } else {
             self.detach_child(fd.as_raw_fd(), remote, peer)
-                .map(|(pid, d)| (pid, Some(d)))
         };
         match started {
             Ok((pid, detached)) => self.children.push(Child {
@@ -414,13 +457,14 @@ impl Server {
     }
 
     /// Without lookups we examine the connection ourselves and a detached
-    /// child writes the -v lines and execs (or exits, when denied).
+    /// child writes the -v lines and execs (or exits, when denied); under
+    /// -k a kept program may take the connection instead.
     fn detach_child(
         &mut self,
         fd: RawFd,
         remote: SocketAddr,
         peer: SocketAddr,
-    ) -> std::result::Result<(libc::pid_t, Box<Detached>), Errno> {
+    ) -> std::result::Result<(libc::pid_t, Option<Box<Detached>>), Errno> {
         let (seen, verdict) = self.examine(fd, remote, peer, false);
         let mut lines = Vec::new();
         if self.cfg.verbosity >= 2 {
@@ -434,21 +478,52 @@ impl Server {
         lines.extend(more);
         let then = match code {
             Some(code) => Then::Exit(code),
-            None => {
-                let fail = (self.cfg.verbosity >= 1).then(|| {
-                    let prog = self.cfg.argv[0].to_string_lossy();
-                    format!("{DROP}unable to run {prog}: ").into_bytes()
-                });
-                Then::Exec {
-                    fd,
-                    prog: self.argv.prog(),
-                    argv: self.argv.as_ptr(),
-                    env: self.env.snapshot(),
-                    fail,
-                }
-            }
+            None if self.cfg.keep => return self.keep_child(fd, lines),
+            None => self.exec(fd, None),
         };
-        detach::spawn(lines, then).map_err(Errno)
+        let (pid, d) = detach::spawn(lines, then).map_err(Errno)?;
+        Ok((pid, Some(d)))
+    }
+
+    /// -k: a waiting program takes the connection, or a new one starts
+    /// that may take more.
+    fn keep_child(
+        &mut self,
+        fd: RawFd,
+        lines: Vec<Line>,
+    ) -> std::result::Result<(libc::pid_t, Option<Box<Detached>>), Errno> {
+        if self.pool.has_idle() {
+            if let Some(pid) = self.pool.hand_over(fd, self.env.snapshot().bytes()) {
+                self.write_lines(pid, &lines);
+                return Ok((pid, None));
+            }
+        }
+        let (ours, theirs) = Pool::pair().map_err(|e| Errno(e as i32))?;
+        self.env.set(
+            common::keep::VAR.as_bytes(),
+            Some(self.cfg.argv[0].as_bytes()),
+        );
+        let then = self.exec(fd, Some(theirs.as_raw_fd()));
+        let (pid, d) = detach::spawn(lines, then).map_err(Errno)?;
+        self.pool.add(pid, ours);
+        Ok((pid, Some(d)))
+    }
+
+    /// A detached child's exec of the program on connection `fd`, with
+    /// `keep` as its descriptor 3 under -k.
+    fn exec(&self, fd: RawFd, keep: Option<RawFd>) -> Then {
+        let fail = (self.cfg.verbosity >= 1).then(|| {
+            let prog = self.cfg.argv[0].to_string_lossy();
+            format!("{DROP}unable to run {prog}: ").into_bytes()
+        });
+        Then::Exec {
+            fd,
+            keep: keep.unwrap_or(-1),
+            prog: self.argv.prog(),
+            argv: self.argv.as_ptr(),
+            env: self.env.snapshot(),
+            fail,
+        }
     }
 
     /// The child's part: log, examine, then exec or exit.
@@ -466,7 +541,16 @@ impl Server {
     fn finish_child(&mut self, fd: RawFd, seen: Seen, verdict: Verdict) -> ! {
         let pid = self.own_pid();
         let (lines, code) = self.outcome(fd, &seen, verdict, true);
-        for l in &lines {
+        self.write_lines(pid, &lines);
+        match code {
+            Some(code) => exit(code),
+            None => self.exec_here(fd),
+        }
+    }
+
+    /// The -v lines of a connection served by `pid`.
+    fn write_lines(&mut self, pid: libc::pid_t, lines: &[Line]) {
+        for l in lines {
             self.line.clear();
             self.line.extend_from_slice(&l.head);
             if l.pid {
@@ -474,10 +558,6 @@ impl Server {
             }
             self.line.extend_from_slice(&l.tail);
             write_stderr(&self.line);
-        }
-        match code {
-            Some(code) => exit(code),
-            None => self.exec(fd),
         }
     }
 
@@ -538,7 +618,7 @@ impl Server {
         }
     }
 
-    fn exec(&mut self, fd: RawFd) -> ! {
+    fn exec_here(&mut self, fd: RawFd) -> ! {
         // SAFETY: descriptor and signal plumbing in the child before exec.
         unsafe {
             if libc::dup2(fd, 0) == -1 || libc::dup2(fd, 1) == -1 {

@@ -60,6 +60,38 @@ fn ipv4_environment_as_debian() {
 }
 
 #[test]
+fn keep_with_a_program_that_does_not_ask_for_more() {
+    // -k hands connections only to programs that ask for them; any other
+    // runs once per connection, with the same environment, and its end is
+    // logged as without -k.
+    let dir = TempDir::new("keep");
+    let prog = env_script(&dir);
+    let args = ["-1", "-k", "-v", "-HRl0", "127.0.0.1", "0", prog.as_str()];
+    let s = start(&ours(), &args, &[]);
+    for n in 1..=2 {
+        let got = normalise(&talk(v4(s.port), b""), s.port);
+        assert_eq!(got[0], "PROTO=TCP");
+        assert_eq!(got[4], "TCPREMOTEIP=127.0.0.1");
+        s.wait_log(|l| {
+            l.contains(" end ") && s.lines().iter().filter(|x| x.contains(" end ")).count() >= n
+        });
+    }
+    let lines = s.lines();
+    let pids: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("tcpserver: pid ")?.split(' ').next())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    assert_ne!(pids[0], pids[1]);
+    for p in pids {
+        assert!(
+            lines.contains(&format!("tcpserver: end {p} status 0")),
+            "{lines:#?}"
+        );
+    }
+}
+
+#[test]
 fn ipv6_peer_environment() {
     let dir = TempDir::new("env6");
     let prog = env_script(&dir);
@@ -519,7 +551,7 @@ fn port_in_use_and_usage() {
     let out = wait_output(c);
     assert_eq!(out.status.code(), Some(100));
     assert!(String::from_utf8_lossy(&out.stderr)
-        .starts_with("tcpserver: usage: tcpserver [ -461UXpPhHrRoOdDqQv ]"));
+        .starts_with("tcpserver: usage: tcpserver [ -461UXpPhHrRoOdDqQvk ]"));
     let c = std::process::Command::new(ours())
         .args(["-HRl0", "127.0.0.1", "no-such-service", "/bin/true"])
         .stderr(std::process::Stdio::piped())

@@ -214,6 +214,19 @@ impl Server {
         rules: Option<&Path>,
         prog: &[&str],
     ) -> Server {
+        Server::start_with(host, home, dir, rules, &[], prog, None)
+    }
+
+    /// With more options (`opts`) and tcpserver's log in a file.
+    pub fn start_with(
+        host: &str,
+        home: &Home,
+        dir: &Path,
+        rules: Option<&Path>,
+        opts: &[&str],
+        prog: &[&str],
+        log: Option<&Path>,
+    ) -> Server {
         let port = std::net::TcpListener::bind((host, 0))
             .unwrap()
             .local_addr()
@@ -231,9 +244,14 @@ impl Server {
         if let Some(r) = rules {
             c.arg("-x").arg(r);
         }
+        c.args(opts);
         c.args(["-R", "-H", "-l", "localhost", host, &port.to_string()]);
         c.arg(bin(prog[0])).args(&prog[1..]);
-        c.stdout(Stdio::null()).stderr(Stdio::null());
+        c.stdout(Stdio::null());
+        match log {
+            Some(l) => c.stderr(std::fs::File::create(l).unwrap()),
+            None => c.stderr(Stdio::null()),
+        };
         let g = Guard(c.spawn().unwrap());
         let end = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect((host, port)).is_err() {
@@ -242,6 +260,22 @@ impl Server {
         }
         Server { port, _guard: g }
     }
+
+    /// tcpserver's pid.
+    pub fn pid(&self) -> u32 {
+        self._guard.0.id()
+    }
+}
+
+/// A rules cdb made by tcprules (from `dir`) out of `text`.
+pub fn tcprules(home: &Home, dir: &Path, text: &str) -> PathBuf {
+    let cdb = home.tmp.join("tcp.smtp.cdb");
+    let tmp = home.tmp.join("tcp.smtp.tmp");
+    let mut c = Command::new(dir.join("tcprules"));
+    c.arg(&cdb).arg(&tmp);
+    let (_, code) = session(c, text.as_bytes());
+    assert_eq!(code, 0, "tcprules failed");
+    cdb
 }
 
 /// Run an external client with a deadline (coreutils timeout ends it).
