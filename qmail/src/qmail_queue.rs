@@ -243,15 +243,15 @@ fn write_message(mess: &File, received: &str, first: &[u8]) -> Result<(), Error>
     if first.is_empty() {
         return out.flush().map_err(|_| fail(EXIT_WRITE));
     }
-    let mut input = std::io::stdin().lock();
+    // Read from fd 0 itself: a buffer of the process's (stdin's) could
+    // keep bytes of this message for the next one qmail-queued's child
+    // queues.
     let mut buf = vec![0u8; 65536];
     loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return Err(fail(EXIT_READ)),
-        };
+        let n = read_some(0, &mut buf)?;
+        if n == 0 {
+            break;
+        }
         out.write_all(&buf[..n]).map_err(|_| fail(EXIT_WRITE))?;
     }
     out.flush().map_err(|_| fail(EXIT_WRITE))

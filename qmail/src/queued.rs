@@ -1,18 +1,21 @@
 //! qmail-queued: qmail-queue kept resident, so that putting a message into
-//! the queue costs the fork of a small waiting process instead of a program
-//! start (exec and dynamic loading, about 1 ms here) per message.
+//! the queue costs neither a program start (exec and dynamic loading,
+//! about 1 ms here) nor a fork per message.
 //!
 //! It runs as the user qmail-queue is setuid to (qmailq), started beside
 //! qmail-send by qmail-start or as a service of its own, and listens on an
 //! abstract unix socket named after QMAILHOME. Each connection is one
-//! message: the server forks, and the child carries out qmail-queue with
-//! the descriptors the caller would have given qmail-queue as fds 0 and 1,
-//! the caller's uid (the socket's credentials) standing for the real uid of
-//! a setuid qmail-queue. The exchange, over SOCK_SEQPACKET: the child
-//! sends its pid at once (4 bytes, little-endian: qmail-queue's pid is the
-//! message's qp), receives one byte with the two descriptors, and answers
-//! with qmail-queue's exit code (4 bytes). End of file before the code is
-//! a crash.
+//! message, handed to a waiting child (common::pool), or to a new one when
+//! all are busy; the child carries out qmail-queue with the descriptors
+//! the caller would have given qmail-queue as fds 0 and 1, the caller's
+//! uid (the socket's credentials) standing for the real uid of a setuid
+//! qmail-queue, then waits for the next message; it is let go after 1000
+//! messages or a minute without one. The exchange with the caller, over
+//! SOCK_SEQPACKET: the child sends its pid at once (4 bytes,
+//! little-endian: qmail-queue's pid is the message's qp, here shared by
+//! the messages one child queues), receives one byte with the two
+//! descriptors, and answers with qmail-queue's exit code (4 bytes). End of
+//! file before the code is a crash.
 //!
 //! Callers (`queue::client`) use it only when nothing replaces qmail-queue
 //! (QMAILQUEUE unset) and the socket belongs to the user a started
@@ -21,6 +24,7 @@
 //! setuid qmail-queue; an abstract name another user took first is simply
 //! not trusted.
 
+use common::pool::Pool;
 use common::Error;
 use nix::sys::socket::{
     accept4, bind, connect, getsockopt, listen, recvmsg, send, sendmsg, socket, sockopt,
@@ -28,10 +32,11 @@ use nix::sys::socket::{
     UnixAddr,
 };
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// The socket's abstract name for the queue under `home`; None when the
 /// name would not fit a socket address.
@@ -90,7 +95,13 @@ pub fn word(sock: &OwnedFd) -> Option<u32> {
     }
 }
 
-/// qmail-queued: listen, and fork a qmail-queue for every connection.
+/// Messages one child queues before it is let go, and how long it may
+/// wait for the next.
+const USES: u32 = 1000;
+const IDLE: Duration = Duration::from_secs(60);
+
+/// qmail-queued: listen, and hand every connection to a waiting child,
+/// forking one when none waits.
 pub fn run() -> Result<(), Error> {
     let home = crate::home::home();
     std::env::set_current_dir(&home)
@@ -99,7 +110,7 @@ pub fn run() -> Result<(), Error> {
     let listener = socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
     )
     .map_err(|e| Error::sys("unable to create socket", e))?;
@@ -111,26 +122,103 @@ pub fn run() -> Result<(), Error> {
         libc::signal(libc::SIGCHLD, libc::SIG_IGN);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+    let mut pool = Pool::new(USES, IDLE);
+    let mut fds = Vec::new();
     loop {
+        let wait = pool.expire(Instant::now());
+        let timeout = wait.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as i32 + 1);
+        let pollfd = |fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        fds.clear();
+        fds.push(pollfd(listener.as_raw_fd()));
+        fds.extend(pool.busy().map(pollfd));
+        // SAFETY: poll on our own array of pollfds.
+        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) } <= 0 {
+            continue;
+        }
+        for f in &fds[1..] {
+            if f.revents != 0 {
+                // Done or gone, a child has nothing more to say to us.
+                pool.read(f.fd, Instant::now());
+            }
+        }
+        if fds[0].revents != 0 {
+            accept_some(&listener, &mut pool);
+        }
+    }
+}
+
+/// Take the waiting connections, each to a waiting child or a new one.
+fn accept_some(listener: &OwnedFd, pool: &mut Pool) {
+    for _ in 0..16 {
         let conn = match accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
             // SAFETY: a descriptor accept just made is ours alone.
             Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
             Err(nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE) => {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                continue;
+                std::thread::sleep(Duration::from_millis(100));
+                return;
             }
-            Err(_) => continue,
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNABORTED) => continue,
+            Err(_) => return,
         };
-        // SAFETY: qmail-queued is single-threaded.
-        match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Child) => {
-                drop(listener);
-                common::sig::reset_for_exec();
-                // SAFETY: the child ends here, without unwinding into the loop.
-                unsafe { libc::_exit(serve(conn)) }
-            }
-            // Without a child the caller reads end of file: a crash, temporary.
-            Ok(nix::unistd::ForkResult::Parent { .. }) | Err(_) => drop(conn),
+        if pool.hand_over(conn.as_raw_fd(), b"q").is_none() {
+            start(listener, pool, conn);
+        }
+    }
+}
+
+/// Fork a child for `conn` that then waits for more. Without a child the
+/// caller reads end of file: a crash, temporary.
+fn start(listener: &OwnedFd, pool: &mut Pool, conn: OwnedFd) {
+    let Ok((ours, theirs)) = Pool::pair() else {
+        return;
+    };
+    // SAFETY: qmail-queued is single-threaded.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            // Only the parent may hold the other children's sockets: a
+            // child let go must see its socket close.
+            pool.close_all();
+            // SAFETY: closing our copies of the parent's descriptors.
+            unsafe { libc::close(listener.as_raw_fd()) };
+            drop(ours);
+            common::sig::reset_for_exec();
+            // SAFETY: the child ends here, without unwinding into the loop.
+            unsafe { libc::_exit(child(conn, theirs)) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => pool.add(child.as_raw(), ours),
+        Err(_) => {}
+    }
+}
+
+/// A child: queue a message for every connection the parent hands over.
+fn child(mut conn: OwnedFd, parent: OwnedFd) -> i32 {
+    let mut buf = [0u8; 1];
+    loop {
+        let code = serve(&conn);
+        // Nothing of this message stays for the next: its descriptors,
+        // the day's alarm.
+        common::keep::null_stdio();
+        // SAFETY: cancelling our own alarm.
+        unsafe { libc::alarm(0) };
+        // The parent hears first, so that a caller's next message finds
+        // this child waiting.
+        let told = common::keep::report(&parent, code);
+        let _ = send(
+            conn.as_raw_fd(),
+            &code.to_le_bytes(),
+            MsgFlags::MSG_NOSIGNAL,
+        );
+        drop(conn);
+        if !told {
+            return 0;
+        }
+        match common::keep::receive(&parent, &mut buf) {
+            Some((next, _)) => conn = next,
+            None => return 0,
         }
     }
 }
@@ -169,16 +257,16 @@ fn quiet_stdio() -> Result<(), Error> {
     Ok(())
 }
 
-/// One message in a forked child: the exit code of the child.
-fn serve(conn: OwnedFd) -> i32 {
+/// One message: qmail-queue's exit code, for the caller on `conn`.
+fn serve(conn: &OwnedFd) -> i32 {
     let pid = std::process::id();
     if send(conn.as_raw_fd(), &pid.to_le_bytes(), MsgFlags::MSG_NOSIGNAL).is_err() {
         return 111;
     }
-    let Ok(cred) = getsockopt(&conn, sockopt::PeerCredentials) else {
+    let Ok(cred) = getsockopt(conn, sockopt::PeerCredentials) else {
         return 111;
     };
-    let Some(fds) = descriptors(&conn) else {
+    let Some(fds) = descriptors(conn) else {
         return crate::qmail_queue::EXIT_READ;
     };
     for (fd, to) in fds.iter().zip([0, 1]) {
@@ -188,16 +276,10 @@ fn serve(conn: OwnedFd) -> i32 {
         }
     }
     drop(fds);
-    let code = match crate::qmail_queue::queue_for(cred.uid()) {
+    match crate::qmail_queue::queue_for(cred.uid()) {
         Ok(()) => 0,
         Err(e) => e.code,
-    };
-    let _ = send(
-        conn.as_fd().as_raw_fd(),
-        &code.to_le_bytes(),
-        MsgFlags::MSG_NOSIGNAL,
-    );
-    code
+    }
 }
 
 /// The message's and the envelope's descriptors, sent with one byte.
