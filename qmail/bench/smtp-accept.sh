@@ -1,7 +1,7 @@
 #!/bin/sh
 # smtp-accept.sh [BIN]: messages per second accepted over SMTP with 1, 10
-# and 100 concurrent clients, our tcpserver + qmail-smtpd + qmail-queue
-# beside Postfix's smtpd on the same machine and disk, loaded by Postfix's
+# and 100 concurrent clients, our tcpserver + qmail-smtpd + qmail-queued
+# (qmail-queue kept resident) beside Postfix's smtpd on the same machine and disk, loaded by Postfix's
 # smtp-source. Needs root (Postfix's master), postfix installed, and our
 # release binaries in BIN (default target/release of this checkout).
 #
@@ -11,7 +11,14 @@
 # fsyncs the queue file) and nothing else competes for the CPU. Rounds
 # alternate Postfix, ours, Postfix, ours...; ratios are taken per round.
 # Env: ROUNDS (3), MESSAGES (2000), SIZE (2000 bytes), CONC ("1 10 100"),
-# WORKDIR (/var/tmp: where the private instances live).
+# WORKDIR (/var/tmp: where the private instances live), KEEP (-k: tcpserver
+# keeps qmail-smtpd for connection after connection, as Postfix's master
+# keeps its smtpd; empty for a program start per connection).
+# On an ext4 without a journal, start it at least five minutes after any
+# mass deletion (the previous run's cleanup included): until then the inode
+# allocator steps over every inode freed in the groups it allocates from
+# (ext4's recently_deleted), which costs ours, at two new inodes per
+# message, twice what it costs Postfix, at one.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-$here/../../target/release}
@@ -43,27 +50,34 @@ for f in me rcpthosts locals; do echo bench.local > "$work/qmail/control/$f"; do
 # qmail-queued, as qmail-start would run it beside qmail-send.
 QMAILHOME=$work/qmail "$bin/qmail-queued" &
 qdpid=$!
-QMAILHOME=$work/qmail "$bin/tcpserver" -R -H -l bench.local -c 200 -b 100 \
+QMAILHOME=$work/qmail "$bin/tcpserver" ${KEEP--k} -R -H -l bench.local -c 200 -b 100 \
   127.0.0.1 "$qport" "$bin/qmail-smtpd" &
 tcppid=$!
 sleep 1
 
-# rate PORT CONC: messages per second for one smtp-source run.
+# busy: CPU time spent so far by all CPUs, in clock ticks (user, nice,
+# system, irq, softirq, steal).
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+hz=$(getconf CLK_TCK)
+
+# rate PORT CONC: messages per second for one smtp-source run, and the CPU
+# (all processes, smtp-source included) per message in milliseconds.
 rate() {
-  t0=$(date +%s.%N)
+  c0=$(busy) t0=$(date +%s.%N)
   smtp-source -s "$2" -m "$messages" -l "$size" -f bench@bench.local \
     -t pfbench@bench.local "127.0.0.1:$1"
-  t1=$(date +%s.%N)
+  t1=$(date +%s.%N) c1=$(busy)
   echo "$messages / ($t1 - $t0)" | bc -l
+  echo "($c1 - $c0) * 1000 / $hz / $messages" | bc -l
 }
 
 echo "# $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# messages=$messages size=$size rounds=$rounds; columns: postfix msg/s, ours msg/s, ours/postfix"
+echo "# messages=$messages size=$size rounds=$rounds; columns: postfix msg/s, ours msg/s, ours/postfix, postfix CPU ms/msg, ours CPU ms/msg"
 for c in $conc; do
   for r in $(seq "$rounds"); do
-    a=$(rate "$pfport" "$c")
-    b=$(rate "$qport" "$c")
-    printf 'conc=%-3s round=%s  %8.1f  %8.1f  %5.2f\n' "$c" "$r" "$a" "$b" "$(echo "$b / $a" | bc -l)"
+    set -- $(rate "$pfport" "$c") $(rate "$qport" "$c")
+    printf 'conc=%-3s round=%s  %8.1f  %8.1f  %5.2f  %5.2f  %5.2f\n' "$c" "$r" "$1" "$3" \
+      "$(echo "$3 / $1" | bc -l)" "$2" "$4"
   done
 done
 echo "# queued: postfix $(find "$work/pf/queue/hold" -type f | wc -l)," \

@@ -215,7 +215,9 @@ fn serve(cfg: Config) -> Result<()> {
         let mut out = io::stdout();
         let _ = writeln!(out, "{}", local.port()).and_then(|()| out.flush());
     }
-    null_stdio();
+    // The original closes 0 and 1 once listening; /dev/null in their
+    // place keeps accepted sockets off descriptors 0 and 1.
+    common::keep::null_stdio();
     // Only the programs we start with -k may see it.
     std::env::remove_var(common::keep::VAR);
     let argv = Argv::new(&cfg.argv).ok_or_else(|| Error::usage(USAGE))?;
@@ -260,18 +262,6 @@ fn signals() -> Result<(OwnedFd, Arc<AtomicBool>)> {
     signal_hook::low_level::pipe::register(libc::SIGCHLD, w).map_err(fail)?;
     signal_hook::low_level::pipe::register(libc::SIGTERM, w2).map_err(fail)?;
     Ok((r, term))
-}
-
-/// The original closes 0 and 1 once listening; /dev/null in their place
-/// keeps accepted sockets off descriptors 0 and 1.
-fn null_stdio() {
-    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
-        // SAFETY: dup2 onto the standard descriptors.
-        unsafe {
-            libc::dup2(null.as_raw_fd(), 0);
-            libc::dup2(null.as_raw_fd(), 1);
-        }
-    }
 }
 
 /// The verdict on one connection.
