@@ -118,6 +118,7 @@ fn one_process_serves_each_connection_with_its_own_environment() {
         return;
     };
     let sources = ["127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.2"];
+    let mut fds = Vec::new();
     for (i, src) in sources.iter().enumerate() {
         let out = k.session(src, i);
         let want = if src.ends_with('2') {
@@ -127,7 +128,11 @@ fn one_process_serves_each_connection_with_its_own_environment() {
         };
         assert!(out.contains(want), "session {i} from {src}: {out}");
         k.wait_ends(i + 1);
+        let dir = format!("/proc/{}/fd", k.served_by()[i]);
+        fds.push(std::fs::read_dir(dir).unwrap().count());
     }
+    // Nothing of a connection stays open for the next.
+    assert!(fds.iter().all(|&n| n == fds[0]), "{fds:?}");
     let pids = k.served_by();
     assert_eq!(pids.len(), 4);
     assert!(pids.iter().all(|&p| p == pids[0]), "{pids:?}");
