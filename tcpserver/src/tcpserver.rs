@@ -12,10 +12,11 @@
 //! exec, which on a 2-core machine kept a CPU idle under load.
 //!
 //! Opt-in beyond the original: -k hands connections to programs that ask
-//! for more (keep.rs) instead of starting one per connection, when no
-//! lookups are made; MAXCONNIP / MAXCONNC / MAXLOAD / DIEMSG
-//! (as the widely shipped limits patch names them, set in the environment
-//! or by a rule) cap the connections per client address and per /24.
+//! for more (common::keep, common::pool) instead of starting one per
+//! connection, when no lookups are made; MAXCONNIP / MAXCONNC / MAXLOAD /
+//! DIEMSG (as the widely shipped limits patch names them, set in the
+//! environment or by a rule) cap the connections per client address and
+//! per /24.
 
 use crate::detach::{self, Detached, Line, Then};
 use crate::env::{Argv, ChildEnv};
@@ -65,7 +66,7 @@ pub struct Config {
     v4_only: bool,
     v6_env: bool,
     interface: Option<String>,
-    /// -k: keep programs that can take more connections (keep.rs).
+    /// -k: keep programs that can take more connections (common::pool).
     keep: bool,
     host: String,
     port: String,
