@@ -148,17 +148,17 @@ impl Pool {
         Some(Report::Done(pid, i32::from_le_bytes(word)))
     }
 
-    /// Let go of the processes idle for too long; the time until the
-    /// next one is due, if any waits.
-    pub fn expire(&mut self, now: Instant) -> Option<Duration> {
+    /// Let go of the processes idle for too long; the poll(2) timeout
+    /// until the next one is due, in milliseconds (-1: none waits).
+    pub fn expire(&mut self, now: Instant) -> i32 {
         let idle = self.idle;
         self.workers
             .retain(|w| w.idle_since.is_none_or(|t| now.duration_since(t) < idle));
-        self.workers
-            .iter()
-            .filter_map(|w| w.idle_since)
-            .min()
-            .map(|t| (t + idle).saturating_duration_since(now))
+        let next = self.workers.iter().filter_map(|w| w.idle_since).min();
+        next.map_or(-1, |t| {
+            let ms = (t + idle).saturating_duration_since(now).as_millis();
+            ms.min(i32::MAX as u128 - 1) as i32 + 1
+        })
     }
 
     /// Close every socket (in a forked child, which must not hold them).

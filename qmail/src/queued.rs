@@ -125,8 +125,7 @@ pub fn run() -> Result<(), Error> {
     let mut pool = Pool::new(USES, IDLE);
     let mut fds = Vec::new();
     loop {
-        let wait = pool.expire(Instant::now());
-        let timeout = wait.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as i32 + 1);
+        let timeout = pool.expire(Instant::now());
         let pollfd = |fd| libc::pollfd {
             fd,
             events: libc::POLLIN,

@@ -290,9 +290,8 @@ impl Server {
     fn main_loop(&mut self) -> Result<()> {
         loop {
             let can_accept = self.children.len() < self.cfg.limit;
-            let wait = self.pool.expire(Instant::now());
+            let timeout = self.pool.expire(Instant::now());
             self.fill_pollfds(can_accept);
-            let timeout = wait.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as i32 + 1);
             let fds = &mut self.pollfds;
             // SAFETY: poll on our own array of pollfds.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
